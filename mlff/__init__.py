@@ -6,8 +6,7 @@ to eager code, TorchScript files and torch.compile / torch.export graphs.
 
 from mlff import _ops  # noqa: F401  (loads torch.ops.mlff before anything uses it)
 from mlff import neighbors, units
-from mlff.potential import Potential
 
 __version__ = "0.1.0"
 
-__all__ = ["Potential", "neighbors", "units", "__version__"]
+__all__ = ["neighbors", "units", "__version__"]

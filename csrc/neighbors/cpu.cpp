@@ -26,6 +26,7 @@ namespace {
 constexpr double kBinsPerCutoff = 2.0;
 
 struct EdgeBuffer {
+    bool full_list = true;  // emit (j, i, -S) after every (i, j, S)
     std::vector<int64_t> sender;
     std::vector<int64_t> receiver;
     std::vector<int64_t> shift;  // 3 per edge
@@ -42,6 +43,7 @@ struct EdgeBuffer {
         shift.push_back(s0);
         shift.push_back(s1);
         shift.push_back(s2);
+        if (!full_list) return;
         sender.push_back(j);
         receiver.push_back(i);
         shift.push_back(-s0);
@@ -254,8 +256,10 @@ void search_one_system(const double* positions, const std::vector<int64_t>& atom
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor> neighbor_list_cpu(const at::Tensor& positions, const at::Tensor& cell,
-                                                     const at::Tensor& pbc, const at::Tensor& batch, double cutoff) {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> search(const at::Tensor& positions, const at::Tensor& cell, const at::Tensor& pbc,
+                                          const at::Tensor& batch, double cutoff, bool full_list) {
     check_inputs(positions, cell, pbc, batch, cutoff);
     TORCH_CHECK_VALUE(positions.device().is_cpu(), "neighbor_list_cpu: tensors must be on the CPU");
     const at::Tensor positions64 = positions.to(at::kDouble).contiguous();
@@ -274,7 +278,8 @@ std::tuple<at::Tensor, at::Tensor> neighbor_list_cpu(const at::Tensor& positions
     const double* cell_data = cell64.data_ptr<double>();
     const bool* pbc_data = pbc_cpu.data_ptr<bool>();
     EdgeBuffer edges;
-    edges.reserve(64 * n_atoms);
+    edges.full_list = full_list;
+    edges.reserve((full_list ? 64 : 32) * n_atoms);
     for (int64_t g = 0; g < n_graphs; ++g) {
         Mat3 h;
         std::array<bool, 3> periodic;
@@ -295,6 +300,18 @@ std::tuple<at::Tensor, at::Tensor> neighbor_list_cpu(const at::Tensor& positions
         std::memcpy(cell_shifts.data_ptr<int64_t>(), edges.shift.data(), 3 * n_edges * sizeof(int64_t));
     }
     return {edge_index, cell_shifts};
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> neighbor_list_cpu(const at::Tensor& positions, const at::Tensor& cell,
+                                                     const at::Tensor& pbc, const at::Tensor& batch, double cutoff) {
+    return search(positions, cell, pbc, batch, cutoff, true);
+}
+
+std::tuple<at::Tensor, at::Tensor> neighbor_pairs_cpu(const at::Tensor& positions, const at::Tensor& cell,
+                                                      const at::Tensor& pbc, const at::Tensor& batch, double cutoff) {
+    return search(positions, cell, pbc, batch, cutoff, false);
 }
 
 }  // namespace neighbors

@@ -19,11 +19,18 @@ namespace neighbors {
 std::tuple<at::Tensor, at::Tensor> neighbor_list_cpu(const at::Tensor& positions, const at::Tensor& cell,
                                                      const at::Tensor& pbc, const at::Tensor& batch, double cutoff);
 
-// The pairs of an existing list (e.g. built with cutoff + skin) within `cutoff`, computed in
-// double with the current positions and cell; same conventions as neighbor_list_cpu.
-std::tuple<at::Tensor, at::Tensor> filter_neighbors_cpu(const at::Tensor& positions, const at::Tensor& cell,
-                                                        const at::Tensor& batch, const at::Tensor& edge_index,
-                                                        const at::Tensor& cell_shifts, double cutoff);
+// Each pair of the full list once (half list): for every (i, j, S) returned, the full list
+// also holds (j, i, -S), which is not returned. Used by Verlet-skin reuse.
+std::tuple<at::Tensor, at::Tensor> neighbor_pairs_cpu(const at::Tensor& positions, const at::Tensor& cell,
+                                                      const at::Tensor& pbc, const at::Tensor& batch, double cutoff);
+
+// The edges of an existing list (e.g. built with cutoff + skin) shorter than `cutoff`, with
+// edge vectors r_j - r_i + offsets (offsets = cell_shifts @ cell, precomputed by the caller),
+// computed in double. With `mirror`, the input lists each pair once and every kept edge is
+// followed by its reverse (j, i, -S), giving a full list.
+std::tuple<at::Tensor, at::Tensor> filter_neighbors_cpu(const at::Tensor& positions, const at::Tensor& edge_index,
+                                                        const at::Tensor& cell_shifts, const at::Tensor& offsets,
+                                                        double cutoff, bool mirror);
 
 #ifdef MLFF_WITH_CUDA
 std::tuple<at::Tensor, at::Tensor> neighbor_list_cuda(const at::Tensor& positions, const at::Tensor& cell,

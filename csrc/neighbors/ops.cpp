@@ -11,12 +11,16 @@ TORCH_LIBRARY(mlff, m) {
         "neighbor_list(Tensor positions, Tensor cell, Tensor pbc, Tensor batch, float cutoff)"
         " -> (Tensor edge_index, Tensor cell_shifts)");
     m.def(
-        "filter_neighbors(Tensor positions, Tensor cell, Tensor batch, Tensor edge_index, Tensor cell_shifts,"
-        " float cutoff) -> (Tensor edge_index, Tensor cell_shifts)");
+        "neighbor_pairs(Tensor positions, Tensor cell, Tensor pbc, Tensor batch, float cutoff)"
+        " -> (Tensor edge_index, Tensor cell_shifts)");
+    m.def(
+        "filter_neighbors(Tensor positions, Tensor edge_index, Tensor cell_shifts, Tensor offsets, float cutoff,"
+        " bool mirror) -> (Tensor edge_index, Tensor cell_shifts)");
 }
 
 TORCH_LIBRARY_IMPL(mlff, CPU, m) {
     m.impl("neighbor_list", &mlff::neighbors::neighbor_list_cpu);
+    m.impl("neighbor_pairs", &mlff::neighbors::neighbor_pairs_cpu);
     m.impl("filter_neighbors", &mlff::neighbors::filter_neighbors_cpu);
 }
 

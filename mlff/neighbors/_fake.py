@@ -17,6 +17,11 @@ def _neighbor_list_fake(positions, cell, pbc, batch, cutoff):
 
 
 @torch.library.register_fake("mlff::filter_neighbors")
-def _filter_neighbors_fake(positions, cell, batch, edge_index, cell_shifts, cutoff):
+def _filter_neighbors_fake(positions, edge_index, cell_shifts, offsets, cutoff, mirror):
     n_kept = torch.library.get_ctx().new_dynamic_size()
     return edge_index.new_empty((2, n_kept)), cell_shifts.new_empty((n_kept, 3))
+
+
+@torch.library.register_fake("mlff::neighbor_pairs")
+def _neighbor_pairs_fake(positions, cell, pbc, batch, cutoff):
+    return _neighbor_list_fake(positions, cell, pbc, batch, cutoff)

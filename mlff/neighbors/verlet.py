@@ -18,7 +18,9 @@ class VerletNeighborList(torch.nn.Module):
     """Stateful neighbour list that rebuilds only when needed.
 
     Rebuilds when an atom has moved more than ``skin / 2`` since the last build, or when the
-    cell, the periodicity, the number of atoms or the batch changed.
+    cell, the periodicity, the number of atoms or the batch changed. Between rebuilds it keeps
+    each stored pair once, with its image offset vector, and each call keeps those within the
+    cutoff and adds their reverses (one fused pass in C++ on the CPU).
 
     Parameters
     ----------
@@ -43,8 +45,9 @@ class VerletNeighborList(torch.nn.Module):
         self._cell = torch.zeros(0, 3, 3)
         self._pbc = torch.zeros(0, 3, dtype=torch.bool)
         self._batch = torch.zeros(0, dtype=torch.long)
-        self._edge_index = torch.zeros(2, 0, dtype=torch.long)
+        self._edge_index = torch.zeros(2, 0, dtype=torch.long)  # each pair once
         self._cell_shifts = torch.zeros(0, 3, dtype=torch.long)
+        self._offsets = torch.zeros(0, 3, dtype=torch.float64)  # cell_shifts @ cell, Angstrom
 
     def needs_rebuild(self, positions: Tensor, cell: Tensor, pbc: Tensor, batch: Tensor) -> bool:
         """Whether the stored list may miss a pair within the cutoff."""
@@ -61,41 +64,76 @@ class VerletNeighborList(torch.nn.Module):
         displacement = torch.linalg.vector_norm(positions.detach() - self._positions, dim=1).max()
         return bool(displacement > 0.5 * self.skin)
 
+    def _rebuild(self, positions: Tensor, cell: Tensor, pbc: Tensor, batch: Tensor) -> None:
+        cutoff = self.cutoff + self.skin
+        if positions.device.type == "cpu":
+            edge_index, cell_shifts = torch.ops.mlff.neighbor_pairs(positions, cell, pbc, batch, cutoff)
+        else:
+            edge_index, cell_shifts = neighbor_list(positions, cell, pbc, cutoff, batch)
+            edge_index, cell_shifts = _one_direction(edge_index, cell_shifts)
+        self._edge_index = edge_index
+        self._cell_shifts = cell_shifts
+        shifts = cell_shifts.to(torch.float64)
+        if cell.size(0) == 1:
+            self._offsets = shifts @ cell[0].to(torch.float64)
+        else:
+            self._offsets = torch.einsum("ei,eij->ej", shifts, cell.to(torch.float64)[batch[edge_index[0]]])
+        self._positions = positions.clone()
+        self._cell = cell.clone()
+        self._pbc = pbc.clone()
+        self._batch = batch.clone()
+        self.n_builds += 1
+
     def forward(
         self, positions: Tensor, cell: Tensor, pbc: Tensor, batch: Optional[Tensor] = None
     ) -> Tuple[Tensor, Tensor]:
         """Same arguments and result as :func:`mlff.neighbors.neighbor_list` (without cutoff)."""
+        positions = positions.detach()
         if cell.dim() == 2:
             cell = cell.unsqueeze(0)
         if pbc.dim() == 1:
             pbc = pbc.unsqueeze(0)
         if pbc.dtype != torch.bool:
             pbc = pbc != 0
-        cell = cell.to(positions.dtype)
+        cell = cell.detach().to(positions.dtype)
         if batch is None:
             batch = torch.zeros(positions.size(0), dtype=torch.long, device=positions.device)
         if self.needs_rebuild(positions, cell, pbc, batch):
-            edge_index, cell_shifts = neighbor_list(positions.detach(), cell.detach(), pbc, self.cutoff + self.skin, batch)
-            self._edge_index = edge_index
-            self._cell_shifts = cell_shifts
-            self._positions = positions.detach().clone()
-            self._cell = cell.detach().clone()
-            self._pbc = pbc.clone()
-            self._batch = batch.clone()
-            self.n_builds += 1
-        return filter_neighbors(positions.detach(), cell.detach(), batch, self._edge_index, self._cell_shifts, self.cutoff)
+            self._rebuild(positions, cell, pbc, batch)
+        return filter_neighbors(positions, self._edge_index, self._cell_shifts, self._offsets, self.cutoff, True)
+
+
+def _one_direction(edge_index: Tensor, cell_shifts: Tensor) -> Tuple[Tensor, Tensor]:
+    """Each pair of a full list once: (i, j, S) with i < j, or i == j and S > 0 lexicographically."""
+    sender, receiver = edge_index[0], edge_index[1]
+    s0, s1, s2 = cell_shifts[:, 0], cell_shifts[:, 1], cell_shifts[:, 2]
+    positive_shift = (s0 > 0) | ((s0 == 0) & ((s1 > 0) | ((s1 == 0) & (s2 > 0))))
+    canonical = (sender < receiver) | ((sender == receiver) & positive_shift)
+    return edge_index[:, canonical].contiguous(), cell_shifts[canonical].contiguous()
 
 
 def filter_neighbors(
-    positions: Tensor, cell: Tensor, batch: Tensor, edge_index: Tensor, cell_shifts: Tensor, cutoff: float
+    positions: Tensor, edge_index: Tensor, cell_shifts: Tensor, offsets: Tensor, cutoff: float, mirror: bool
 ) -> Tuple[Tensor, Tensor]:
-    """The edges of a list whose length (computed in float64) is below ``cutoff``.
+    """The edges whose vector ``r_j - r_i + offsets`` is shorter than ``cutoff`` (in float64).
 
-    Shapes as in :func:`mlff.neighbors.neighbor_list`; ``cell`` is (n_graphs, 3, 3). One fused
-    pass in C++ on the CPU, plain torch elsewhere.
+    Parameters
+    ----------
+    positions : Tensor, (n_atoms, 3), Angstrom
+    edge_index, cell_shifts : Tensor, (2, n_edges) and (n_edges, 3), int64
+    offsets : Tensor, (n_edges, 3), Angstrom: ``cell_shifts @ cell`` of each edge
+    cutoff : float, Angstrom
+    mirror : bool
+        The input lists each pair once; every kept edge is followed by its reverse.
     """
     if positions.device.type == "cpu":
-        return torch.ops.mlff.filter_neighbors(positions, cell, batch, edge_index, cell_shifts, float(cutoff))
-    vectors = edge_vectors(positions.to(torch.float64), cell.to(torch.float64), edge_index, cell_shifts, batch)
+        return torch.ops.mlff.filter_neighbors(positions, edge_index, cell_shifts, offsets, float(cutoff), mirror)
+    vectors = positions[edge_index[1]].to(torch.float64) - positions[edge_index[0]].to(torch.float64) + offsets
     within = (vectors * vectors).sum(dim=1) < cutoff * cutoff
-    return edge_index[:, within], cell_shifts[within]
+    kept_index = edge_index[:, within]
+    kept_shifts = cell_shifts[within]
+    if not mirror:
+        return kept_index, kept_shifts
+    both_index = torch.stack([kept_index, kept_index.flip(0)], dim=2).reshape(2, -1)
+    both_shifts = torch.stack([kept_shifts, -kept_shifts], dim=1).reshape(-1, 3)
+    return both_index, both_shifts

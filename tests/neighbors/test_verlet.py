@@ -67,3 +67,38 @@ def test_invalid_parameters():
         VerletNeighborList(-1.0, 0.5)
     with pytest.raises(ValueError, match="skin"):
         VerletNeighborList(2.0, -0.5)
+
+
+def test_filter_op_matches_torch_and_checks_indices():
+    from mlff.neighbors.verlet import filter_neighbors
+
+    rng = np.random.default_rng(2)
+    cell = torch.tensor([[6.0, 0.0, 0.0], [0.5, 6.2, 0.0], [0.3, 0.2, 5.9]], dtype=torch.float64)
+    positions = torch.tensor(rng.uniform(0, 6, (40, 3)), dtype=torch.float64)
+    pbc = torch.tensor([True, True, True])
+    edge_index, shifts = neighbor_list(positions, cell, pbc, 3.5)
+    offsets = shifts.double() @ cell
+    kept_index, kept_shifts = filter_neighbors(positions, edge_index, shifts, offsets, 2.5, False)
+    assert as_set(kept_index, kept_shifts) == as_set(*neighbor_list(positions, cell, pbc, 2.5))
+    with pytest.raises(ValueError, match="outside"):
+        filter_neighbors(positions[:5], edge_index, shifts, offsets, 2.5, False)
+    with pytest.raises(ValueError, match="offsets must have shape"):
+        filter_neighbors(positions, edge_index, shifts, offsets[:3], 2.5, False)
+
+
+def test_half_list_op_and_torch_fallback_agree():
+    from mlff.neighbors.verlet import _one_direction
+
+    rng = np.random.default_rng(4)
+    cell = torch.tensor([[3.0, 0.0, 0.0], [0.5, 3.2, 0.0], [0.3, 0.2, 2.9]], dtype=torch.float64)
+    positions = torch.tensor(rng.uniform(-1, 4, (15, 3)), dtype=torch.float64)
+    for pbc in ([True, True, True], [True, False, True], [False, False, False]):
+        pbc = torch.tensor(pbc)
+        full = neighbor_list(positions, cell, pbc, 5.0)
+        half = torch.ops.mlff.neighbor_pairs(
+            positions, cell.view(1, 3, 3), pbc.view(1, 3), torch.zeros(15, dtype=torch.long), 5.0
+        )
+        half_set = as_set(*half)
+        mirrored = {(j, i, -a, -b, -c) for i, j, a, b, c in half_set}
+        assert half_set.isdisjoint(mirrored) and half_set | mirrored == as_set(*full)
+        assert len(as_set(*_one_direction(*full))) == len(half_set)
