@@ -8,9 +8,11 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 name=${1:-reference}
+# The reference torch is a CUDA build: compile the CUDA kernels there too (with NVRTC, at
+# build time; no GPU needed). The latest environment's torch is CPU-only.
 case "$name" in
-  reference) venv="$root/.venv" ;;
-  latest) venv="$root/.venv-latest" ;;
+  reference) venv="$root/.venv"; with_cuda=ON ;;
+  latest) venv="$root/.venv-latest"; with_cuda=OFF ;;
   *) echo "setup_env.sh: unknown environment '$name' (use 'reference' or 'latest')" >&2; exit 2 ;;
 esac
 requirements="$root/env/$name.txt"
@@ -42,11 +44,13 @@ if [ "$(cat "$venv/.mlff-requirements" 2>/dev/null)" != "$wanted" ]; then
   echo "$wanted" >"$venv/.mlff-requirements"
 fi
 
-sources=$(cd "$root" && cat pyproject.toml CMakeLists.txt $(find csrc -type f | sort) | sha256sum | cut -d' ' -f1)
+sources=$(cd "$root" && cat pyproject.toml CMakeLists.txt $(find csrc cmake -type f | sort) | sha256sum | cut -d' ' -f1)
+sources="$sources-cuda-$with_cuda"
 if [ "$(cat "$venv/.mlff-build" 2>/dev/null)" != "$sources" ] || ! "$venv/bin/python" -c "import torch, mlff" 2>/dev/null; then
   echo "[mlff] building mlff into $venv"
   # one CMake build folder per environment: each compiles against its own torch
   export SKBUILD_BUILD_DIR="$root/build/$name"
+  export MLFF_WITH_CUDA=$with_cuda
   quiet_pip install --disable-pip-version-check --no-build-isolation --no-deps -e "$root"
   "$venv/bin/python" -c "import torch, mlff"
   echo "$sources" >"$venv/.mlff-build"

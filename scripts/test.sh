@@ -12,7 +12,11 @@ envs=${MLFF_TEST_ENVS:-reference latest}
 status=0
 for name in $envs; do
   bash scripts/setup_env.sh "$name"
-  case "$name" in reference) venv=.venv ;; latest) venv=.venv-latest ;; esac
+  # the reference build must contain the CUDA kernels (tests/neighbors/test_cuda.py checks)
+  case "$name" in
+    reference) venv=.venv; export MLFF_EXPECT_CUDA_KERNEL=1 ;;
+    latest) venv=.venv-latest; unset MLFF_EXPECT_CUDA_KERNEL ;;
+  esac
   echo "[mlff] running the tests in the $name environment ($venv)"
   if ! "$venv/bin/python" -m pytest "$@"; then
     echo "[mlff] tests FAILED in the $name environment" >&2
