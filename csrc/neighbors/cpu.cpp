@@ -25,32 +25,56 @@ namespace {
 // cutoff-wide bins this checks 15.6 instead of 27 cutoff^3 of candidates per atom.
 constexpr double kBinsPerCutoff = 2.0;
 
+// Growing edge storage. Space is reserved per block of hits (`ensure`), then written through
+// raw pointers, so the emission loop has no capacity checks.
 struct EdgeBuffer {
     bool full_list = true;  // emit (j, i, -S) after every (i, j, S)
     std::vector<int64_t> sender;
     std::vector<int64_t> receiver;
     std::vector<int64_t> shift;  // 3 per edge
+    int64_t count = 0;
 
-    int64_t size() const { return static_cast<int64_t>(sender.size()); }
-    void reserve(int64_t n) {
-        sender.reserve(n);
-        receiver.reserve(n);
-        shift.reserve(3 * n);
+    int64_t size() const { return count; }
+    void ensure(int64_t extra_pairs) {
+        const int64_t needed = count + (full_list ? 2 : 1) * extra_pairs;
+        if (needed <= static_cast<int64_t>(sender.size())) return;
+        const int64_t capacity = std::max<int64_t>(needed, 2 * static_cast<int64_t>(sender.size()));
+        sender.resize(capacity);
+        receiver.resize(capacity);
+        shift.resize(3 * capacity);
     }
     inline void add_pair(int64_t i, int64_t j, int64_t s0, int64_t s1, int64_t s2) {
-        sender.push_back(i);
-        receiver.push_back(j);
-        shift.push_back(s0);
-        shift.push_back(s1);
-        shift.push_back(s2);
+        int64_t* sh = shift.data() + 3 * count;
+        sender[count] = i;
+        receiver[count] = j;
+        sh[0] = s0;
+        sh[1] = s1;
+        sh[2] = s2;
+        ++count;
         if (!full_list) return;
-        sender.push_back(j);
-        receiver.push_back(i);
-        shift.push_back(-s0);
-        shift.push_back(-s1);
-        shift.push_back(-s2);
+        sender[count] = j;
+        receiver[count] = i;
+        sh[3] = -s0;
+        sh[4] = -s1;
+        sh[5] = -s2;
+        ++count;
     }
 };
+
+// Indices in [begin, end) of the atoms closer than sqrt(cutoff2) to (xi, yi, zi), written to
+// `hits` without branches (the comparison is unpredictable); returns how many.
+inline int64_t collect_within(const double* xs, const double* ys, const double* zs, int64_t begin, int64_t end,
+                              double xi, double yi, double zi, double cutoff2, int64_t* hits) {
+    int64_t n_hits = 0;
+    for (int64_t j = begin; j < end; ++j) {
+        const double dx = xs[j] - xi;
+        const double dy = ys[j] - yi;
+        const double dz = zs[j] - zi;
+        hits[n_hits] = j;
+        n_hits += (dx * dx + dy * dy + dz * dz < cutoff2) ? 1 : 0;
+    }
+    return n_hits;
+}
 
 // Atoms of one system sorted by bin, structure of arrays.
 struct BinnedAtoms {
@@ -106,6 +130,8 @@ void search_one_system(const double* positions, const std::vector<int64_t>& atom
                       "neighbor_list: system ", graph, " would have about ", static_cast<int64_t>(pair_estimate),
                       " pairs within the cutoff of ", cutoff, " A, more than the 2^31 - 1 supported; use a smaller "
                       "cutoff or check the cell (is it in Angstrom?)");
+    // reserve for the expected pairs (bounded: the estimate is loose for sparse open systems)
+    edges.ensure(static_cast<int64_t>(std::min(0.55 * pair_estimate, 100.0 * static_cast<double>(n))));
     const int64_t max_bins = std::max<int64_t>(8, 2 * n);
     while (n_bins[0] * n_bins[1] * n_bins[2] > max_bins) {
         const int k = static_cast<int>(std::max_element(n_bins, n_bins + 3) - n_bins);
@@ -157,14 +183,12 @@ void search_one_system(const double* positions, const std::vector<int64_t>& atom
         }
     }
 
-    // half stencil: offsets lexicographically greater than zero
-    std::vector<std::array<int64_t, 3>> stencil;
-    for (int64_t dx = -reach[0]; dx <= reach[0]; ++dx) {
-        for (int64_t dy = -reach[1]; dy <= reach[1]; ++dy) {
-            for (int64_t dz = -reach[2]; dz <= reach[2]; ++dz) {
-                if (dx > 0 || (dx == 0 && (dy > 0 || (dy == 0 && dz > 0)))) stencil.push_back({dx, dy, dz});
-            }
-        }
+    // Half stencil as rows along z: (dx, dy) lexicographically positive with the whole z
+    // reach, plus the (0, 0) row above the base bin. Consecutive z bins are contiguous in the
+    // sorted arrays, so each row is one or a few contiguous runs (split where z wraps).
+    std::vector<std::array<int64_t, 2>> rows;
+    for (int64_t dx = 0; dx <= reach[0]; ++dx) {
+        for (int64_t dy = (dx == 0 ? 0 : -reach[1]); dy <= reach[1]; ++dy) rows.push_back({dx, dy});
     }
 
     const double cutoff2 = cutoff * cutoff;
@@ -174,11 +198,20 @@ void search_one_system(const double* positions, const std::vector<int64_t>& atom
     const double* ys = binned.y.data();
     const double* zs = binned.z.data();
     const int64_t* idx = binned.index.data();
-    std::vector<double> d2(64);
+    std::vector<int64_t> hits(n + 1);
 
-    auto check_budget = [&]() {
-        TORCH_CHECK_VALUE(edges.size() <= kMaxPairs, "neighbor_list: more than 2^31 - 1 pairs within the cutoff of ",
-                          cutoff, " A; use a smaller cutoff or fewer atoms per call");
+    // pairs of atom i (base bin) with atoms [j_begin, j_end) displaced by shift (s0, s1, s2)
+    auto pair_with_run = [&](int64_t i, int64_t j_begin, int64_t j_end, const int64_t shift[3], double tx, double ty,
+                             double tz) {
+        const int64_t n_hits =
+            collect_within(xs, ys, zs, j_begin, j_end, xs[i] - tx, ys[i] - ty, zs[i] - tz, cutoff2, hits.data());
+        if (n_hits == 0) return;
+        edges.ensure(n_hits);
+        const int64_t si0 = shift[0] + img[3 * i], si1 = shift[1] + img[3 * i + 1], si2 = shift[2] + img[3 * i + 2];
+        for (int64_t h = 0; h < n_hits; ++h) {
+            const int64_t j = hits[h];
+            edges.add_pair(idx[i], idx[j], si0 - img[3 * j], si1 - img[3 * j + 1], si2 - img[3 * j + 2]);
+        }
     };
 
     for (int64_t bx = 0; bx < n_bins[0]; ++bx) {
@@ -190,65 +223,55 @@ void search_one_system(const double* positions, const std::vector<int64_t>& atom
                 if (i_begin == i_end) continue;
 
                 // pairs inside the base bin, no shift
-                for (int64_t i = i_begin; i < i_end; ++i) {
-                    for (int64_t j = i + 1; j < i_end; ++j) {
-                        const double dx = xs[j] - xs[i], dy = ys[j] - ys[i], dz = zs[j] - zs[i];
-                        if (dx * dx + dy * dy + dz * dz < cutoff2) {
-                            edges.add_pair(idx[i], idx[j], img[3 * i] - img[3 * j], img[3 * i + 1] - img[3 * j + 1],
-                                           img[3 * i + 2] - img[3 * j + 2]);
-                        }
-                    }
-                }
+                const int64_t no_shift[3] = {0, 0, 0};
+                for (int64_t i = i_begin; i < i_end; ++i) pair_with_run(i, i + 1, i_end, no_shift, 0.0, 0.0, 0.0);
 
-                const int64_t base_bin[3] = {bx, by, bz};
-                for (const auto& offset : stencil) {
-                    int64_t target_bin[3];
+                for (const auto& row : rows) {
                     int64_t shift[3];
+                    int64_t row_bin[2];
                     bool inside = true;
-                    for (int k = 0; k < 3; ++k) {
-                        const int64_t u = base_bin[k] + offset[k];
+                    for (int k = 0; k < 2; ++k) {
+                        const int64_t u = (k == 0 ? bx : by) + row[k];
                         if (pbc[k]) {
                             shift[k] = floor_div(u, n_bins[k]);
-                            target_bin[k] = u - shift[k] * n_bins[k];
+                            row_bin[k] = u - shift[k] * n_bins[k];
                         } else {
-                            if (u < 0 || u >= n_bins[k]) inside = false;
+                            inside = inside && u >= 0 && u < n_bins[k];
                             shift[k] = 0;
-                            target_bin[k] = u;
+                            row_bin[k] = u;
                         }
                     }
                     if (!inside) continue;
-                    const int64_t target = (target_bin[0] * n_bins[1] + target_bin[1]) * n_bins[2] + target_bin[2];
-                    const int64_t j_begin = bin_start[target];
-                    const int64_t j_end = bin_start[target + 1];
-                    if (j_begin == j_end) continue;
-                    const double s0 = static_cast<double>(shift[0]);
-                    const double s1 = static_cast<double>(shift[1]);
-                    const double s2 = static_cast<double>(shift[2]);
-                    const double tx = s0 * B[0][0] + s1 * B[1][0] + s2 * B[2][0];
-                    const double ty = s0 * B[0][1] + s1 * B[1][1] + s2 * B[2][1];
-                    const double tz = s0 * B[0][2] + s1 * B[1][2] + s2 * B[2][2];
-                    const int64_t n_target = j_end - j_begin;
-                    if (static_cast<int64_t>(d2.size()) < n_target) d2.resize(n_target);
-                    for (int64_t i = i_begin; i < i_end; ++i) {
-                        const double xi = xs[i] - tx, yi = ys[i] - ty, zi = zs[i] - tz;
-                        // distances first (vectorises), then the rare branch
-                        for (int64_t j = 0; j < n_target; ++j) {
-                            const double dx = xs[j_begin + j] - xi;
-                            const double dy = ys[j_begin + j] - yi;
-                            const double dz = zs[j_begin + j] - zi;
-                            d2[j] = dx * dx + dy * dy + dz * dz;
-                        }
-                        for (int64_t j = 0; j < n_target; ++j) {
-                            if (d2[j] < cutoff2) {
-                                const int64_t jj = j_begin + j;
-                                edges.add_pair(idx[i], idx[jj], shift[0] + img[3 * i] - img[3 * jj],
-                                               shift[1] + img[3 * i + 1] - img[3 * jj + 1],
-                                               shift[2] + img[3 * i + 2] - img[3 * jj + 2]);
-                            }
-                        }
+                    const int64_t row_base = (row_bin[0] * n_bins[1] + row_bin[1]) * n_bins[2];
+                    // unwrapped z range of this row
+                    int64_t z_first = (row[0] == 0 && row[1] == 0) ? bz + 1 : bz - reach[2];
+                    int64_t z_last = bz + reach[2];
+                    if (!pbc[2]) {
+                        z_first = std::max<int64_t>(z_first, 0);
+                        z_last = std::min<int64_t>(z_last, n_bins[2] - 1);
+                    }
+                    // runs of constant z shift
+                    for (int64_t u = z_first; u <= z_last;) {
+                        const int64_t sz = pbc[2] ? floor_div(u, n_bins[2]) : 0;
+                        const int64_t run_last = std::min(z_last, (sz + 1) * n_bins[2] - 1);
+                        const int64_t w_first = u - sz * n_bins[2];
+                        const int64_t w_last = run_last - sz * n_bins[2];
+                        u = run_last + 1;
+                        const int64_t j_begin = bin_start[row_base + w_first];
+                        const int64_t j_end = bin_start[row_base + w_last + 1];
+                        if (j_begin == j_end) continue;
+                        shift[2] = sz;
+                        const double s0 = static_cast<double>(shift[0]);
+                        const double s1 = static_cast<double>(shift[1]);
+                        const double s2 = static_cast<double>(sz);
+                        const double tx = s0 * B[0][0] + s1 * B[1][0] + s2 * B[2][0];
+                        const double ty = s0 * B[0][1] + s1 * B[1][1] + s2 * B[2][1];
+                        const double tz = s0 * B[0][2] + s1 * B[1][2] + s2 * B[2][2];
+                        for (int64_t i = i_begin; i < i_end; ++i) pair_with_run(i, j_begin, j_end, shift, tx, ty, tz);
                     }
                 }
-                check_budget();
+                TORCH_CHECK_VALUE(edges.size() <= kMaxPairs, "neighbor_list: more than 2^31 - 1 pairs within the cutoff of ",
+                                  cutoff, " A; use a smaller cutoff or fewer atoms per call");
             }
         }
     }
@@ -279,7 +302,6 @@ std::tuple<at::Tensor, at::Tensor> search(const at::Tensor& positions, const at:
     const bool* pbc_data = pbc_cpu.data_ptr<bool>();
     EdgeBuffer edges;
     edges.full_list = full_list;
-    edges.reserve((full_list ? 64 : 32) * n_atoms);
     for (int64_t g = 0; g < n_graphs; ++g) {
         Mat3 h;
         std::array<bool, 3> periodic;
@@ -290,7 +312,7 @@ std::tuple<at::Tensor, at::Tensor> search(const at::Tensor& positions, const at:
         search_one_system(pos, atoms_of[g], h, periodic, cutoff, g, edges);
     }
 
-    const int64_t n_edges = edges.size();
+    const int64_t n_edges = edges.size();  // storage may be larger: copy only the filled part
     auto long_options = at::TensorOptions().dtype(at::kLong);
     at::Tensor edge_index = at::empty({2, n_edges}, long_options);
     at::Tensor cell_shifts = at::empty({n_edges, 3}, long_options);

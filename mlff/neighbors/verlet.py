@@ -28,11 +28,17 @@ class VerletNeighborList(torch.nn.Module):
         Interaction cutoff in Angstrom.
     skin : float
         Extra distance in Angstrom kept in the stored list (0 rebuilds every call).
+    exact : bool
+        True (default): return exactly the pairs within ``cutoff``, as a fresh build would.
+        False: return the stored list itself (pairs within ``cutoff + skin``), a superset whose
+        pairs within ``cutoff`` are exactly those of a fresh build, as MD engines' Verlet lists
+        are; the caller ignores longer edges (mlff models' envelopes vanish beyond the cutoff).
+        Between rebuilds this costs only the displacement check.
     """
 
     n_builds: int
 
-    def __init__(self, cutoff: float, skin: float = 1.0):
+    def __init__(self, cutoff: float, skin: float = 1.0, exact: bool = True):
         super().__init__()
         if not cutoff > 0.0:
             raise ValueError(f"VerletNeighborList: cutoff must be positive, got {cutoff}")
@@ -40,7 +46,10 @@ class VerletNeighborList(torch.nn.Module):
             raise ValueError(f"VerletNeighborList: skin must be non-negative, got {skin}")
         self.cutoff = float(cutoff)
         self.skin = float(skin)
+        self.exact = exact
         self.n_builds = 0
+        self._full_edge_index = torch.zeros(2, 0, dtype=torch.long)  # stored list, both directions
+        self._full_cell_shifts = torch.zeros(0, 3, dtype=torch.long)
         self._positions = torch.zeros(0, 3)
         self._cell = torch.zeros(0, 3, 3)
         self._pbc = torch.zeros(0, 3, dtype=torch.bool)
@@ -73,6 +82,9 @@ class VerletNeighborList(torch.nn.Module):
             edge_index, cell_shifts = _one_direction(edge_index, cell_shifts)
         self._edge_index = edge_index
         self._cell_shifts = cell_shifts
+        if not self.exact:
+            self._full_edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
+            self._full_cell_shifts = torch.cat([cell_shifts, -cell_shifts])
         shifts = cell_shifts.to(torch.float64)
         if cell.size(0) == 1:
             self._offsets = shifts @ cell[0].to(torch.float64)
@@ -100,6 +112,8 @@ class VerletNeighborList(torch.nn.Module):
             batch = torch.zeros(positions.size(0), dtype=torch.long, device=positions.device)
         if self.needs_rebuild(positions, cell, pbc, batch):
             self._rebuild(positions, cell, pbc, batch)
+        if not self.exact:
+            return self._full_edge_index, self._full_cell_shifts
         return filter_neighbors(positions, self._edge_index, self._cell_shifts, self._offsets, self.cutoff, True)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlff.neighbors import VerletNeighborList, neighbor_list
+from mlff.neighbors import VerletNeighborList, edge_vectors, neighbor_list
 
 from .systems import pair_set
 
@@ -102,3 +102,18 @@ def test_half_list_op_and_torch_fallback_agree():
         mirrored = {(j, i, -a, -b, -c) for i, j, a, b, c in half_set}
         assert half_set.isdisjoint(mirrored) and half_set | mirrored == as_set(*full)
         assert len(as_set(*_one_direction(*full))) == len(half_set)
+
+
+def test_superset_mode_holds_the_fresh_list_within_the_cutoff():
+    rng = np.random.default_rng(12)
+    cell = 7.0 * torch.eye(3, dtype=torch.float64)
+    positions = torch.tensor(rng.uniform(0, 7, (50, 3)), dtype=torch.float64)
+    pbc = torch.tensor([True, True, False])
+    verlet = VerletNeighborList(3.0, 0.8, exact=False)
+    for _ in range(60):
+        positions = positions + torch.tensor(rng.normal(0.0, 0.04, (50, 3)))
+        edge_index, shifts = verlet(positions, cell, pbc)
+        lengths = edge_vectors(positions, cell, edge_index, shifts).norm(dim=1)
+        within = lengths < 3.0
+        assert as_set(edge_index[:, within], shifts[within]) == as_set(*neighbor_list(positions, cell, pbc, 3.0))
+    assert verlet.n_builds < 60
