@@ -7,6 +7,7 @@
 #include "neighbors.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -300,26 +301,40 @@ std::tuple<at::Tensor, at::Tensor> search(const at::Tensor& positions, const at:
     const double* pos = positions64.data_ptr<double>();
     const double* cell_data = cell64.data_ptr<double>();
     const bool* pbc_data = pbc_cpu.data_ptr<bool>();
-    EdgeBuffer edges;
-    edges.full_list = full_list;
-    for (int64_t g = 0; g < n_graphs; ++g) {
-        Mat3 h;
-        std::array<bool, 3> periodic;
-        for (int r = 0; r < 3; ++r) {
-            for (int c = 0; c < 3; ++c) h[r][c] = cell_data[9 * g + 3 * r + c];
-            periodic[r] = pbc_data[3 * g + r];
+    // one edge buffer per system, searched in parallel (training batches), concatenated in
+    // system order so the result does not depend on the number of threads
+    std::vector<EdgeBuffer> edges_of(n_graphs);
+    at::parallel_for(0, n_graphs, 1, [&](int64_t first, int64_t last) {
+        for (int64_t g = first; g < last; ++g) {
+            Mat3 h;
+            std::array<bool, 3> periodic;
+            for (int r = 0; r < 3; ++r) {
+                for (int c = 0; c < 3; ++c) h[r][c] = cell_data[9 * g + 3 * r + c];
+                periodic[r] = pbc_data[3 * g + r];
+            }
+            edges_of[g].full_list = full_list;
+            search_one_system(pos, atoms_of[g], h, periodic, cutoff, g, edges_of[g]);
         }
-        search_one_system(pos, atoms_of[g], h, periodic, cutoff, g, edges);
-    }
+    });
 
-    const int64_t n_edges = edges.size();  // storage may be larger: copy only the filled part
+    int64_t n_edges = 0;
+    for (const auto& edges : edges_of) n_edges += edges.size();
+    TORCH_CHECK_VALUE(n_edges <= kMaxPairs, "neighbor_list: ", n_edges, " pairs within the cutoff of ", cutoff,
+                      " A, more than the 2^31 - 1 supported; split the batch or use a smaller cutoff");
     auto long_options = at::TensorOptions().dtype(at::kLong);
     at::Tensor edge_index = at::empty({2, n_edges}, long_options);
     at::Tensor cell_shifts = at::empty({n_edges, 3}, long_options);
-    if (n_edges > 0) {
-        std::memcpy(edge_index.data_ptr<int64_t>(), edges.sender.data(), n_edges * sizeof(int64_t));
-        std::memcpy(edge_index.data_ptr<int64_t>() + n_edges, edges.receiver.data(), n_edges * sizeof(int64_t));
-        std::memcpy(cell_shifts.data_ptr<int64_t>(), edges.shift.data(), 3 * n_edges * sizeof(int64_t));
+    int64_t* sender = edge_index.data_ptr<int64_t>();
+    int64_t* receiver = sender + n_edges;
+    int64_t* shifts = cell_shifts.data_ptr<int64_t>();
+    int64_t offset = 0;
+    for (const auto& edges : edges_of) {
+        const int64_t n = edges.size();  // storage may be larger: copy only the filled part
+        if (n == 0) continue;
+        std::memcpy(sender + offset, edges.sender.data(), n * sizeof(int64_t));
+        std::memcpy(receiver + offset, edges.receiver.data(), n * sizeof(int64_t));
+        std::memcpy(shifts + 3 * offset, edges.shift.data(), 3 * n * sizeof(int64_t));
+        offset += n;
     }
     return {edge_index, cell_shifts};
 }
