@@ -79,6 +79,7 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -215,11 +216,13 @@ def time_in_rounds(
     budget_s: float,
     summarize: Callable[[str, object], object],
     rounds: int = 3,
-) -> Tuple[Dict[str, object], Dict[str, List[float]]]:
+) -> Tuple[Dict[str, object], Dict[str, List[float]], Dict[str, Dict[str, float]]]:
     """Time each callable back to back, in a few rounds that cycle over the callables.
 
     Returns ``(summarize(name, result of the first call) of each, timed durations in seconds
-    of each)``; only the summaries are kept, so large results are freed before any timing.
+    of each, CPU usage per timed call of each)``; only the summaries are kept, so large results
+    are freed before any timing. The CPU usage (``getrusage``: user and system seconds, minor
+    page faults) shows how much of a call is spent in the kernel, e.g. faulting in fresh memory.
 
     The first call of each callable is untimed. Each is then timed up to ``repeats`` times,
     fewer if that would take more than ``budget_s`` seconds, but at least once; a callable whose
@@ -234,11 +237,22 @@ def time_in_rounds(
     first_s: Dict[str, float] = {}
     planned: Dict[str, int] = {}
     samples: Dict[str, List[float]] = {name: [] for name in calls}
+    usage = {name: [0.0, 0.0, 0.0] for name in calls}  # user s, system s, minor faults
+
+    def account(name: str, before: resource.struct_rusage) -> None:
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        usage[name][0] += after.ru_utime - before.ru_utime
+        usage[name][1] += after.ru_stime - before.ru_stime
+        usage[name][2] += after.ru_minflt - before.ru_minflt
+
     for name, fn in calls.items():
         gc.collect()
+        before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         result = fn()
         first_s[name] = time.perf_counter() - start
+        if budget_s > 0 and first_s[name] > budget_s:
+            account(name, before)
         summaries[name] = summarize(name, result)
         del result
         if budget_s > 0 and first_s[name] > budget_s:
@@ -259,14 +273,24 @@ def time_in_rounds(
             if first_s[name] < 0.5:
                 fn()
             gc.disable()
+            before = resource.getrusage(resource.RUSAGE_SELF)
             try:
                 for _ in range(block):
                     start = time.perf_counter()
                     fn()
                     samples[name].append(time.perf_counter() - start)
             finally:
+                account(name, before)
                 gc.enable()
-    return summaries, samples
+    per_call = {
+        name: {
+            "user_s": user / len(samples[name]),
+            "system_s": system / len(samples[name]),
+            "minor_faults": faults / len(samples[name]),
+        }
+        for name, (user, system, faults) in usage.items()
+    }
+    return summaries, samples, per_call
 
 
 def default_repeats(n_atoms: int, quick: bool) -> int:
@@ -363,7 +387,7 @@ def bench_case(
         ijs = as_ijs(name, result)
         return int(len(ijs[0])), sorted_pairs(ijs) if compare_sets else None
 
-    summaries, timings = time_in_rounds(
+    summaries, timings, cpu_per_call = time_in_rounds(
         {name: callers[name] for name in ["mlff"] + peers}, repeats, args.budget, summarize
     )
     counts = {name: summary[0] for name, summary in summaries.items()}
@@ -394,6 +418,7 @@ def bench_case(
         "pair_sets_compared": set_checked,
         "median_s": median,
         "samples_s": timings,
+        "cpu_per_call": cpu_per_call,
         "ratio_to_mlff": {p: median[p] / median["mlff"] for p in peers},
         "mlff_us_per_atom": 1e6 * median["mlff"] / n_atoms,
         "pairs_per_s": {
@@ -531,6 +556,23 @@ def print_table(cases: List[Dict[str, object]]) -> None:
             f"{rate['mlff'] / 1e6:>7.1f} "
             + (f"{rate['vesin'] / 1e6:>7.1f}" if "vesin" in rate else f"{'-':>7}")
         )
+
+
+def print_cpu_table(cases: List[Dict[str, object]]) -> None:
+    names = [n for n in ("mlff", "vesin") if all(n in c["cpu_per_call"] for c in cases)]
+    header = f"{'atoms':>7} {'rc':>3} | " + " | ".join(
+        f"{name + ' user':>10} {'system':>7} {'faults':>7}" for name in names
+    )
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        cells = []
+        for name in names:
+            use = case["cpu_per_call"][name]
+            cells.append(
+                f"{1e3 * use['user_s']:>8.2f}ms {1e3 * use['system_s']:>5.2f}ms {use['minor_faults']:>7.0f}"
+            )
+        print(f"{case['n_atoms']:>7} {case['cutoff']:>3g} | " + " | ".join(cells))
 
 
 def print_md_table(runs: List[Dict[str, object]]) -> None:
@@ -750,6 +792,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     pair_check = "counts and full (i, j, S) sets" if any(c["pair_sets_compared"] for c in cases) else "counts"
     print(f"  pair {pair_check} checked against mlff for every peer and case: "
           + ("all agree" if not warnings else "MISMATCHES, see warnings"))
+    print()
+    print("CPU time per call from getrusage (system time is mostly page faults on fresh memory)")
+    print_cpu_table(cases)
     print()
 
     md_runs = [bench_md(n, args, warnings) for n in args.md_sizes]

@@ -1,0 +1,1 @@
+"""Engines: mlff potentials inside MD codes (ASE here; OpenMM and LAMMPS beside it)."""

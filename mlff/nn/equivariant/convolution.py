@@ -1,0 +1,70 @@
+"""Tensor-product convolution: the equivariant message passing of NequIP and MACE.
+
+For each edge (sender i, receiver j) with vector ``r_ij = r_j - r_i`` (the mlff convention),
+the receiver j gets
+
+    m_j = scale * sum_i  TP_uvu( h_i , Y(r_ij) ; R(|r_ij|) )
+
+TP_uvu couples channel u of each irrep of the sender's features h_i with the spherical
+harmonics Y of the edge direction into every allowed output irrep (``uvu``: channels are not
+mixed, one weight per channel and path, see :mod:`mlff.nn.equivariant.tensor_product`); the
+weights R come from a radial MLP of the edge's radial features, so each edge gets its own.
+``scale`` is 1/avg_num_neighbors (MACE) or 1/sqrt(avg_num_neighbors) (NequIP), keeping sums
+over many neighbours at unit scale.
+"""
+
+from typing import List
+
+import torch
+from e3nn import o3
+from torch import Tensor
+
+from mlff.nn.equivariant.mlp import scalar_mlp
+from mlff.nn.equivariant.tensor_product import EdgeTensorProduct
+
+
+class EdgeConvolution(torch.nn.Module):
+    """Messages ``TP_uvu(h_sender, Y_edge; R(radial_edge))`` summed at each receiver, scaled.
+
+    Parameters
+    ----------
+    irreps_node : o3.Irreps
+        Node features that are sent (already passed through any linear map).
+    irreps_sh : o3.Irreps
+        Spherical harmonics of the edge directions.
+    irreps_target : o3.Irreps
+        Irreps wanted in the output; paths to other irreps are not computed.
+    radial_sizes : List[int]
+        ``[n_basis, hidden, ...]`` of the radial MLP; its output size (the number of
+        tensor-product weights) is appended here.
+    scale : float
+        Factor applied to the sum of messages (e.g. 1 / avg_num_neighbors).
+
+    Attributes
+    ----------
+    irreps_out : o3.Irreps
+        Irreps of the result, one block per path (see ``uvu_paths``).
+
+    Shapes: ``forward(h (n_atoms, irreps_node.dim), sh (n_edges, irreps_sh.dim),
+    radial (n_edges, n_basis), edge_index (2, n_edges)) -> (n_atoms, irreps_out.dim)``.
+    """
+
+    def __init__(
+        self,
+        irreps_node: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        irreps_target: o3.Irreps,
+        radial_sizes: List[int],
+        scale: float,
+    ):
+        super().__init__()
+        self.tensor_product = EdgeTensorProduct(irreps_node, irreps_sh, irreps_target)
+        self.irreps_node = self.tensor_product.irreps_node
+        self.irreps_sh = self.tensor_product.irreps_sh
+        self.irreps_out = self.tensor_product.irreps_out
+        self.radial = scalar_mlp(list(radial_sizes) + [self.tensor_product.weight_numel])
+        self.scale = float(scale)
+
+    def forward(self, h: Tensor, sh: Tensor, radial: Tensor, edge_index: Tensor) -> Tensor:
+        weights = self.radial(radial)  # (n_edges, weight_numel)
+        return self.tensor_product(h, sh, weights, edge_index) * self.scale  # (n_atoms, irreps_out.dim)
