@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <sys/mman.h>
 #include <vector>
 
 #include "checks.h"
@@ -26,26 +28,71 @@ namespace {
 // cutoff-wide bins this checks 15.6 instead of 27 cutoff^3 of candidates per atom.
 constexpr double kBinsPerCutoff = 2.0;
 
-// Growing edge storage. Space is reserved per block of hits (`ensure`), then written through
-// raw pointers, so the emission loop has no capacity checks.
+// Large buffers are 2 MiB aligned and advised to use transparent huge pages: a 100k-atom list
+// is hundreds of MB, and touching fresh 4 KiB pages (page faults) would otherwise cost more
+// than the search itself. Freed with std::free (also the deleter of the output tensors).
+void* allocate(int64_t bytes) {
+    constexpr int64_t kHugePage = int64_t(1) << 21;
+    if (bytes < kHugePage) return std::malloc(std::max<int64_t>(bytes, 8));
+    const int64_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* data = std::aligned_alloc(kHugePage, rounded);
+    if (data != nullptr) madvise(data, rounded, MADV_HUGEPAGE);
+    return data;
+}
+
+// Growing edge storage, handed over to the output tensors without a copy for one system.
+// `pairs` holds senders in [0, capacity) and receivers in [capacity, 2 capacity). Space is
+// reserved per block of hits (`ensure`), then written through raw pointers.
 struct EdgeBuffer {
     bool full_list = true;  // emit (j, i, -S) after every (i, j, S)
-    std::vector<int64_t> sender;
-    std::vector<int64_t> receiver;
-    std::vector<int64_t> shift;  // 3 per edge
+    int64_t* pairs = nullptr;
+    int64_t* shift = nullptr;  // 3 per edge
+    int64_t capacity = 0;
     int64_t count = 0;
 
+    EdgeBuffer() = default;
+    EdgeBuffer(const EdgeBuffer&) = delete;
+    EdgeBuffer& operator=(const EdgeBuffer&) = delete;
+    EdgeBuffer(EdgeBuffer&& other) noexcept { *this = std::move(other); }
+    EdgeBuffer& operator=(EdgeBuffer&& other) noexcept {
+        std::swap(full_list, other.full_list);
+        std::swap(pairs, other.pairs);
+        std::swap(shift, other.shift);
+        std::swap(capacity, other.capacity);
+        std::swap(count, other.count);
+        return *this;
+    }
+    ~EdgeBuffer() {
+        std::free(pairs);
+        std::free(shift);
+    }
+
     int64_t size() const { return count; }
+    const int64_t* senders() const { return pairs; }
+    const int64_t* receivers() const { return pairs + capacity; }
+
     void ensure(int64_t extra_pairs) {
         const int64_t needed = count + (full_list ? 2 : 1) * extra_pairs;
-        if (needed <= static_cast<int64_t>(sender.size())) return;
-        const int64_t capacity = std::max<int64_t>(needed, 2 * static_cast<int64_t>(sender.size()));
-        sender.resize(capacity);
-        receiver.resize(capacity);
-        shift.resize(3 * capacity);
+        if (needed <= capacity) return;
+        const int64_t grown = std::max<int64_t>(needed, 2 * capacity);
+        auto* new_pairs = static_cast<int64_t*>(allocate(2 * grown * int64_t(sizeof(int64_t))));
+        auto* new_shift = static_cast<int64_t*>(allocate(3 * grown * int64_t(sizeof(int64_t))));
+        TORCH_CHECK(new_pairs != nullptr && new_shift != nullptr, "neighbor_list: out of memory for ", grown, " pairs");
+        if (count > 0) {
+            std::memcpy(new_pairs, pairs, count * sizeof(int64_t));
+            std::memcpy(new_pairs + grown, pairs + capacity, count * sizeof(int64_t));
+            std::memcpy(new_shift, shift, 3 * count * sizeof(int64_t));
+        }
+        std::free(pairs);
+        std::free(shift);
+        pairs = new_pairs;
+        shift = new_shift;
+        capacity = grown;
     }
     inline void add_pair(int64_t i, int64_t j, int64_t s0, int64_t s1, int64_t s2) {
-        int64_t* sh = shift.data() + 3 * count;
+        int64_t* sender = pairs;
+        int64_t* receiver = pairs + capacity;
+        int64_t* sh = shift + 3 * count;
         sender[count] = i;
         receiver[count] = j;
         sh[0] = s0;
@@ -59,6 +106,20 @@ struct EdgeBuffer {
         sh[4] = -s1;
         sh[5] = -s2;
         ++count;
+    }
+
+    // (edge_index (2, count), cell_shifts (count, 3)) owning this buffer's memory
+    std::tuple<at::Tensor, at::Tensor> release() {
+        if (pairs == nullptr) ensure(1);  // allocated even when empty
+        std::memmove(pairs + count, pairs + capacity, count * sizeof(int64_t));  // receivers after senders
+        auto options = at::TensorOptions().dtype(at::kLong);
+        at::Tensor edge_index = at::from_blob(pairs, {2, count}, [](void* data) { std::free(data); }, options);
+        at::Tensor cell_shifts = at::from_blob(shift, {count, 3}, [](void* data) { std::free(data); }, options);
+        pairs = nullptr;
+        shift = nullptr;
+        capacity = 0;
+        count = 0;
+        return {edge_index, cell_shifts};
     }
 };
 
@@ -321,21 +382,25 @@ std::tuple<at::Tensor, at::Tensor> search(const at::Tensor& positions, const at:
     for (const auto& edges : edges_of) n_edges += edges.size();
     TORCH_CHECK_VALUE(n_edges <= kMaxPairs, "neighbor_list: ", n_edges, " pairs within the cutoff of ", cutoff,
                       " A, more than the 2^31 - 1 supported; split the batch or use a smaller cutoff");
-    auto long_options = at::TensorOptions().dtype(at::kLong);
-    at::Tensor edge_index = at::empty({2, n_edges}, long_options);
-    at::Tensor cell_shifts = at::empty({n_edges, 3}, long_options);
-    int64_t* sender = edge_index.data_ptr<int64_t>();
-    int64_t* receiver = sender + n_edges;
-    int64_t* shifts = cell_shifts.data_ptr<int64_t>();
+    if (n_graphs == 1) return edges_of[0].release();
+
+    EdgeBuffer all;
+    all.full_list = false;  // capacity for exactly n_edges edges
+    all.ensure(n_edges);
+    int64_t* sender = all.pairs;
+    int64_t* receiver = all.pairs + all.capacity;
+    int64_t* shifts = all.shift;
     int64_t offset = 0;
     for (const auto& edges : edges_of) {
-        const int64_t n = edges.size();  // storage may be larger: copy only the filled part
+        const int64_t n = edges.size();
         if (n == 0) continue;
-        std::memcpy(sender + offset, edges.sender.data(), n * sizeof(int64_t));
-        std::memcpy(receiver + offset, edges.receiver.data(), n * sizeof(int64_t));
-        std::memcpy(shifts + 3 * offset, edges.shift.data(), 3 * n * sizeof(int64_t));
+        std::memcpy(sender + offset, edges.senders(), n * sizeof(int64_t));
+        std::memcpy(receiver + offset, edges.receivers(), n * sizeof(int64_t));
+        std::memcpy(shifts + 3 * offset, edges.shift, 3 * n * sizeof(int64_t));
         offset += n;
     }
+    all.count = n_edges;
+    auto [edge_index, cell_shifts] = all.release();
     return {edge_index, cell_shifts};
 }
 
