@@ -1,4 +1,4 @@
-"""The ``mlff`` command line: ``mlff deploy CHECKPOINT -o FILE`` (train, eval and md join here)."""
+"""The ``mlff`` command line: ``mlff train``, ``mlff eval``, ``mlff deploy``, ``mlff info`` (md joins here)."""
 
 import argparse
 import json
@@ -21,6 +21,41 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from mlff.train.config import load_config
+    from mlff.train.trainer import train
+
+    config = load_config(args.config, args.overrides)
+    try:
+        train(config, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"\nmlff train: interrupted; continue with `mlff train {args.config} ... --resume`", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from mlff.train.dataset import LabelKeys, build_samples, read_configurations
+    from mlff.train.evaluate import evaluate, load_predictor
+    from mlff.train.metrics import format_table
+    from mlff.train.statistics import species_not_in
+
+    predict, cutoff, dtype, species = load_predictor(args.potential)
+    keys = LabelKeys(args.energy_key, args.forces_key, args.stress_key, None, "config_type")
+    configurations = read_configurations(args.data, keys, skip_bad=args.skip_bad)
+    unknown = species_not_in(configurations, species)
+    if unknown:
+        raise ValueError(f"the data contain species {unknown} that {args.potential} was not trained on (species {species})")
+    samples = build_samples(configurations, cutoff, dtype)
+    metrics = evaluate(predict, samples, args.batch_size)
+    print(f"{args.potential} on {len(samples)} configurations of {', '.join(args.data)} (meV units):")
+    print(format_table({"data": metrics}))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(metrics, handle, indent=2)
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from mlff.export import read_metadata
 
@@ -36,6 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("checkpoint", help="checkpoint written by training (mlff.train.save_checkpoint)")
     deploy.add_argument("-o", "--output", required=True, help="the potential file to write (.pt)")
     deploy.set_defaults(run=_deploy)
+
+    train = commands.add_parser("train", help="fit a potential as a YAML config says (see configs/)")
+    train.add_argument("config", help="YAML training config")
+    train.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. training.epochs=5")
+    train.add_argument("--resume", action="store_true", help="continue exactly from OUTPUT_DIR/last.pt")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("eval", help="errors of a checkpoint or deployed potential on labelled data")
+    evaluate.add_argument("potential", help="checkpoint (.pt from training) or deployed potential file")
+    evaluate.add_argument("data", nargs="+", help="labelled files ASE can read")
+    evaluate.add_argument("--energy-key", default="energy")
+    evaluate.add_argument("--forces-key", default="forces")
+    evaluate.add_argument("--stress-key", default="stress")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--skip-bad", action="store_true", help="skip bad configurations (with a warning) instead of stopping")
+    evaluate.add_argument("--json", help="also write the metrics (eV units) to this JSON file")
+    evaluate.set_defaults(run=_eval)
 
     info = commands.add_parser("info", help="print the metadata of a deployed potential file")
     info.add_argument("potential")

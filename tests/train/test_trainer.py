@@ -1,0 +1,174 @@
+"""Training end to end on tiny EMT data: the loss falls, resume is exact, kills are harmless,
+and the CLI trains and evaluates checkpoints and deployed files."""
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import ase.io
+import pytest
+import torch
+
+from mlff.cli import main
+from mlff.train.checkpoint import load_checkpoint
+from mlff.train.config import load_config
+from mlff.train.trainer import _Trainer, train
+from tests.train.conftest import base_settings, emt_configurations, write_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def config_for(data_dir, tmp_path, name="run", overrides=(), **training):
+    raw = base_settings(data_dir, str(tmp_path / name), **training)
+    return load_config(write_config(str(tmp_path), raw, f"{name}.yaml"), list(overrides))
+
+
+def history(output_dir):
+    with open(os.path.join(output_dir, "log.csv")) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_loss_falls_and_outputs_are_written(data_dir, tmp_path):
+    config = config_for(data_dir, tmp_path, epochs=8, learning_rate=0.01, stress_weight=1.0)
+    results = train(config)
+    rows = history(config.output_dir)
+    assert len(rows) == 8
+    losses = [float(row["train_loss"]) for row in rows]
+    assert losses[-1] < 0.7 * losses[0]
+    assert float(rows[-1]["validation_loss"]) < float(rows[0]["validation_loss"])
+    for name in ("last.pt", "best.pt", "metrics.json"):
+        assert os.path.isfile(os.path.join(config.output_dir, name))
+    for split in ("validation", "test"):
+        assert {"energy_per_atom_mae", "energy_rmse", "forces_mae", "stress_rmse"} <= set(results[split])
+        assert all(math.isfinite(v) for v in results[split].values())
+
+
+def _parameters(path):
+    state = torch.load(path, weights_only=True)
+    return state["potential"], state["training_state"]["model"], state["training_state"]["optimizer"]
+
+
+def test_resume_continues_exactly(data_dir, tmp_path, monkeypatch):
+    settings = dict(epochs=4, scheduler="cosine", warmup_epochs=1, min_learning_rate=1e-4, loss="huber", huber_delta=0.1)
+    uninterrupted = config_for(data_dir, tmp_path, "full", **settings)
+    train(uninterrupted)
+
+    interrupted = config_for(data_dir, tmp_path, "split", **settings)
+    original_save = _Trainer._save
+
+    def save_then_stop(self, path):
+        original_save(self, path)
+        if self.epoch == 2 and path.endswith("last.pt"):
+            raise KeyboardInterrupt  # as if killed right after the epoch-2 checkpoint
+
+    monkeypatch.setattr(_Trainer, "_save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted)
+    monkeypatch.setattr(_Trainer, "_save", original_save)
+    assert len(history(interrupted.output_dir)) == 2
+    train(interrupted, resume=True)
+
+    ema_a, model_a, optimizer_a = _parameters(os.path.join(uninterrupted.output_dir, "last.pt"))
+    ema_b, model_b, optimizer_b = _parameters(os.path.join(interrupted.output_dir, "last.pt"))
+    for key in model_a:
+        assert torch.equal(model_a[key], model_b[key]), key
+        assert torch.equal(ema_a[key], ema_b[key]), key
+    assert optimizer_a["param_groups"][0]["lr"] == optimizer_b["param_groups"][0]["lr"]
+    rows_a, rows_b = history(uninterrupted.output_dir), history(interrupted.output_dir)
+    assert [r["train_loss"] for r in rows_a] == [r["train_loss"] for r in rows_b]
+
+
+def test_resume_without_checkpoint(data_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(config_for(data_dir, tmp_path), resume=True)
+
+
+def test_killed_mid_run_leaves_an_intact_checkpoint(data_dir, tmp_path):
+    raw = base_settings(data_dir, str(tmp_path / "killed"), epochs=1000)
+    path = write_config(str(tmp_path), raw)
+    process = subprocess.Popen([sys.executable, "-m", "mlff", "train", path], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = tmp_path / "killed" / "last.pt"
+    try:
+        deadline = time.time() + 60
+        while not last.exists() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert last.exists(), process.stderr.read().decode() if process.poll() is not None else "no checkpoint after 60 s"
+        time.sleep(0.7)  # somewhere inside a later epoch, possibly inside a checkpoint write
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    potential, state = load_checkpoint(str(last))
+    done = state["training_state"]["epoch"]
+    assert done >= 1
+    config = load_config(path, [f"training.epochs={done + 1}"])
+    results = train(config, resume=True)
+    assert results["epochs"] == done + 1
+
+
+def test_early_stopping(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(_Trainer, "_validate", lambda self: (1.0, {}))  # never improves after epoch 1
+    config = config_for(data_dir, tmp_path, epochs=10, early_stopping_patience=2)
+    results = train(config)
+    assert results["epochs"] == 3 and results["best_epoch"] == 1
+
+
+def test_float32_training(data_dir, tmp_path):
+    config = config_for(data_dir, tmp_path, overrides=["dtype=float32"], epochs=2, ema_decay=0.0)
+    train(config)
+    potential, _ = load_checkpoint(os.path.join(config.output_dir, "best.pt"))
+    assert potential.scale.dtype == torch.float32
+
+
+def test_cli_train_and_eval_on_checkpoint_and_deployed_file(data_dir, tmp_path, capsys):
+    raw = base_settings(data_dir, str(tmp_path / "cli"), epochs=2)
+    raw["deploy"] = True
+    path = write_config(str(tmp_path), raw)
+    assert main(["train", path, "training.batch_size=6"]) == 0
+    out = capsys.readouterr().out
+    assert "F MAE" in out and "validation" in out and "test" in out
+    test_file = os.path.join(data_dir, "test.xyz")
+    tables = []
+    for name in ("best.pt", "potential.pt"):
+        assert main(["eval", str(tmp_path / "cli" / name), test_file]) == 0
+        tables.append(capsys.readouterr().out.splitlines()[-1])
+    assert tables[0] == tables[1]  # same weights, same numbers (to 3 decimals in meV)
+
+
+def test_cli_reports_errors_in_one_line(data_dir, tmp_path, capsys):
+    raw = base_settings(data_dir, str(tmp_path / "bad"))
+    raw["training"]["epoch"] = 3
+    assert main(["train", write_config(str(tmp_path), raw)]) == 1
+    assert "unknown key(s) ['epoch']" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing.pt"), os.path.join(data_dir, "test.xyz")]) == 1
+
+
+def test_cli_bad_data_error_and_skip(data_dir, tmp_path, capsys):
+    frames = emt_configurations(12, seed=7)
+    positions = frames[5].get_positions()
+    positions[2, 1] = float("nan")
+    frames[5].set_positions(positions)
+    bad = str(tmp_path / "bad.xyz")
+    ase.io.write(bad, frames)
+    raw = base_settings(data_dir, str(tmp_path / "skip"), epochs=1)
+    raw["data"]["train"] = [bad]
+    path = write_config(str(tmp_path), raw)
+    assert main(["train", path]) == 1
+    assert f"{bad}: configuration 5: positions contain NaN or inf" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="skipped 1 bad configuration"):
+        assert main(["train", path, "data.skip_bad=true"]) == 0
+
+
+def test_resume_refuses_other_species(data_dir, tmp_path):
+    config = config_for(data_dir, tmp_path, "species", epochs=1)
+    train(config)
+    only_cu = str(tmp_path / "cu.xyz")
+    ase.io.write(only_cu, emt_configurations(10, seed=9, elements=("Cu",)))
+    raw = base_settings(data_dir, config.output_dir, epochs=2)
+    raw["data"] = {"train": [only_cu], "validation_count": 2}
+    changed = load_config(write_config(str(tmp_path), raw, "changed.yaml"))
+    with pytest.raises(ValueError, match="was trained for species"):
+        train(changed, resume=True)
