@@ -1,4 +1,4 @@
-"""The ``mlff`` command line: ``mlff train``, ``mlff eval``, ``mlff deploy``, ``mlff info`` (md joins here)."""
+"""The ``mlff`` command line: ``mlff train``, ``mlff eval``, ``mlff deploy``, ``mlff info``, ``mlff md``."""
 
 import argparse
 import json
@@ -56,6 +56,12 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _md(args: argparse.Namespace) -> int:
+    from mlff.md import run_file
+
+    return run_file(args.config, args.overrides)
+
+
 def _info(args: argparse.Namespace) -> int:
     from mlff.export import read_metadata
 
@@ -88,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--skip-bad", action="store_true", help="skip bad configurations (with a warning) instead of stopping")
     evaluate.add_argument("--json", help="also write the metrics (eV units) to this JSON file")
     evaluate.set_defaults(run=_eval)
+
+    md = commands.add_parser("md", help="run molecular dynamics as a YAML file says (see md_runs/)")
+    md.add_argument("config", help="YAML MD configuration")
+    md.add_argument("overrides", nargs="*", help="key=value overrides (dotted for sections), e.g. steps=100 outputs.plot=null")
+    md.set_defaults(run=_md)
 
     info = commands.add_parser("info", help="print the metadata of a deployed potential file")
     info.add_argument("potential")

@@ -1,0 +1,76 @@
+"""MD configurations: defaults, overrides, paths, and clear errors."""
+
+import dataclasses
+import glob
+import os
+
+import pytest
+
+from mlff.md import load_config
+from mlff.md.config import MDConfig
+
+MD_RUNS = os.path.join(os.path.dirname(__file__), "..", "..", "md_runs")
+
+
+def test_defaults_and_paths(write_config, tmp_path):
+    config = load_config(write_config())
+    assert isinstance(config, MDConfig)
+    assert config.engine == "openmm" and config.ensemble == "nvt"
+    assert config.outputs.csv == str(tmp_path / "energies.csv")  # relative to the YAML file
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.steps = 3
+
+
+def test_overrides(write_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    overrides = ["steps=7", "engine=ase", "structure.molecule=H2O", "outputs.plot=null", "outputs.csv=x.csv"]
+    config = load_config(write_config(), overrides)
+    assert (config.steps, config.engine, config.structure.molecule, config.outputs.plot) == (7, "ase", "H2O", None)
+    assert config.outputs.csv == str(tmp_path / "x.csv")
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"thermostat": "nose"}, "unknown key"),
+        ({"outputs": {"movie": "a.mp4"}}, "unknown key"),
+        ({"ensemble": "nph"}, "ensemble must be one of"),
+        ({"engine": "gromacs"}, "engine must be one of"),
+        ({"timestep_fs": -1.0}, "timestep_fs must be positive"),
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": 1.5}, "steps must be an integer"),
+        ({"temperature_K": "hot"}, "temperature_K must be a number"),
+        ({"structure": {"molecule": "ethanol", "water_box": 8}}, "exactly one of"),
+        ({"structure": {"molecule": "unobtainium"}}, "is not a molecule"),
+        ({"structure": {"water_box": 0}}, "positive number of molecules"),
+        ({"outputs": {"trajectory": "t.pdb"}}, "outputs.trajectory must end in"),
+    ],
+)
+def test_errors_are_clear(write_config, settings, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(write_config(**settings))
+
+
+def test_missing_files(write_config, tmp_path):
+    with pytest.raises(FileNotFoundError, match="potential file"):
+        load_config(write_config(potential="nowhere.pt"))
+    with pytest.raises(FileNotFoundError, match="structure file"):
+        load_config(write_config(structure={"file": "nowhere.xyz"}))
+    with pytest.raises(FileNotFoundError, match="no MD configuration"):
+        load_config(str(tmp_path / "absent.yaml"))
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(write_config(), ["steps"])
+
+
+def test_cli_reports_config_errors(write_config, capsys):
+    from mlff.cli import main
+
+    assert main(["md", write_config(ensemble="nph")]) == 1
+    assert "ensemble must be one of" in capsys.readouterr().err
+
+
+def test_md_runs_validate(potential_file):
+    paths = sorted(glob.glob(os.path.join(MD_RUNS, "*.yaml")))
+    assert len(paths) >= 5
+    for path in paths:
+        load_config(path, [f"potential={potential_file}"])
