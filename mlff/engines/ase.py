@@ -91,7 +91,10 @@ class MLFFCalculator(Calculator):
         pbc_tensor = torch.as_tensor(pbc, device=self.device)
         numbers = self._atomic_numbers(atoms)
         edge_index, cell_shifts = self.neighbors(positions, cell, pbc_tensor)
-        outputs = self.module(positions, numbers, cell, pbc_tensor, edge_index, cell_shifts, want_stress)
+        # TorchScript's profiling executor would re-specialise the graph whenever the number of
+        # edges changes (nearly every MD step), costing far more than the evaluation itself
+        with torch.jit.optimized_execution(False):
+            outputs = self.module(positions, numbers, cell, pbc_tensor, edge_index, cell_shifts, want_stress)
 
         energy = float(outputs["energy"].detach().sum().item())
         self.results["energy"] = energy

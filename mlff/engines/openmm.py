@@ -401,7 +401,9 @@ class PythonForceCompute:
             cell = torch.zeros(3, 3, dtype=dtype, device=device)
             pbc = torch.zeros(3, dtype=torch.bool, device=device)
         edge_index, cell_shifts = self.neighbors(positions, cell, pbc)
-        outputs = module(positions, self._numbers, cell, pbc, edge_index, cell_shifts)
+        # no re-specialisation by TorchScript's profiling executor when the edge count changes
+        with torch.jit.optimized_execution(False):
+            outputs = module(positions, self._numbers, cell, pbc, edge_index, cell_shifts)
         energy = float(outputs["energy"].detach().sum().item()) * EV_TO_KJ_PER_MOL
         forces = outputs["forces"].detach().cpu().to(torch.float64).numpy() * FORCE_TO_KJ_PER_MOL_NM
         return energy, forces
