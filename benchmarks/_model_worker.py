@@ -280,6 +280,7 @@ BACKENDS = {"mlff": MlffBackend, "mace": MaceBackend, "schnetpack": SchnetpackBa
 # --------------------------------------------------------------------------------------------
 
 
+MAX_CALLS = 100  # timed calls of one case at most, however short they are
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 N_CPUS = os.cpu_count() or 1
 
@@ -349,22 +350,25 @@ def run(spec: dict) -> dict:
         timed_call(backend, atoms)
 
     # Timed calls. The machine may be shared, and two threads slow down many-fold when another
-    # process takes one of the CPUs. So: before each call wait until other processes leave the
-    # CPUs nearly idle, and mark a call "disturbed" when other processes used more than
+    # process takes one of the CPUs. So: before the first call and after a disturbed one, wait
+    # until other processes leave the CPUs nearly idle, and mark a call "disturbed" when other processes used more than
     # `quiet_threshold` of the machine during it. The statistics use the undisturbed ("clean")
-    # calls when there are any. `budget_s` bounds the time of clean calls; `max_wait_s` bounds
-    # the time lost to others: waiting plus disturbed calls.
+    # calls when there are any. At least `repeats` clean calls are made, and more while their
+    # total is under `min_time_s` (short calls vary more); `budget_s` bounds the time of clean
+    # calls; `max_wait_s` bounds the time lost to others: waiting plus disturbed calls.
     threshold = float(spec.get("quiet_threshold", 1.0))
     allowance = float(spec.get("max_wait_s", 0.0))
     budget = float(spec["budget_s"])
     repeats = int(spec["repeats"])
+    min_time = float(spec.get("min_time_s", 0.0))
     calls = []  # (prepare, model, total, foreign)
     clean_s = lost_s = waited = 0.0
     energy = float("nan")
     forces = None
     n_edges = -1
     while True:
-        if allowance - lost_s > 0:
+        # wait before the first call and after a disturbed one (a clean call just showed quiet)
+        if allowance - lost_s > 0 and (not calls or calls[-1][3] >= threshold):
             w = wait_for_quiet(threshold, allowance - lost_s)
             waited += w
             lost_s += w
@@ -377,12 +381,12 @@ def run(spec: dict) -> dict:
         else:
             lost_s += times[2]
         clean = [c[2] for c in calls if c[3] < threshold]
-        if len(clean) >= repeats:
-            break
+        if len(clean) >= repeats and (clean_s >= min_time or len(clean) >= MAX_CALLS):
+            break  # enough clean calls, and enough clean time for a stable median
         if clean and clean_s + statistics.median(clean) > budget:
             break  # the next clean call would overrun the budget
-        if lost_s >= allowance:
-            break  # no time left to wait for a quiet machine
+        if foreign >= threshold and lost_s >= allowance:
+            break  # disturbed, and no time left to wait for a quiet machine
     clean = [c for c in calls if c[3] < threshold]
     used = clean or calls
     prepare = [c[0] for c in used]
@@ -415,12 +419,15 @@ def run(spec: dict) -> dict:
     result["eval_rss_mb"] = result["peak_rss_mb"] - result["rss_before_mb"]
 
     if spec.get("profile"):
-        result["profile"] = profile(backend, atoms, int(spec.get("profile_rows", 30)))
+        if allowance > 0:
+            wait_for_quiet(threshold, allowance)
+        result["profile"] = profile(backend, atoms, int(spec.get("profile_rows", 30)), int(spec.get("profile_calls", 1)))
     return result
 
 
-def profile(backend, atoms, rows: int) -> dict:
-    """torch.profiler tables of one call: the forward alone, and forward + backward."""
+def profile(backend, atoms, rows: int, calls: int = 1) -> dict:
+    """torch.profiler table of ``calls`` calls (forward + backward, inputs prepared outside the
+    profile), sorted by self CPU time; and the time of one forward pass alone, without grad."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
     from torch.profiler import record_function
@@ -429,12 +436,13 @@ def profile(backend, atoms, rows: int) -> dict:
     t0 = time.perf_counter()
     backend.forward_only(inputs)
     forward_s = time.perf_counter() - t0
-    inputs = backend.prepare(atoms)
+    prepared = [backend.prepare(atoms) for _ in range(calls)]
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        with record_function("energy_and_forces"):
-            backend.evaluate(inputs)
+        for inputs in prepared:
+            with record_function("energy_and_forces"):
+                backend.evaluate(inputs)
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
-    return {"forward_only_s": forward_s, "table": table}
+    return {"forward_only_s": forward_s, "table": table, "calls": calls}
 
 
 def main() -> None:

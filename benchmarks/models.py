@@ -25,16 +25,19 @@ input pipeline and neighbour list, as its ASE calculator does:
 * schnetpack:  ``AtomsConverter(neighbor_list=MatScipyNeighborList(cutoff))`` -> model with
   ``PairwiseDistances`` in, ``Atomwise`` + ``Forces`` out (``SpkCalculator``'s path).
 
-Reported per case: the median over timed calls of the whole call, of its input part
-("NL+input": neighbour list and conversion) and of its model part (forward + backward);
-throughput in atoms/s for the whole call and for the model part alone; parameter counts;
-peak memory. All models run eager (no TorchScript, no torch.compile), with random weights.
+Reported per case: the median over the clean timed calls (see "A shared machine" below) of
+the whole call, of its input part ("NL+input": neighbour list and conversion) and of its model
+part (forward + backward); throughput in atoms/s for the whole call and for the model part
+alone; parameter counts; peak memory. Then, per pairing, mlff / peer for speed (> 1: mlff
+faster; below 1 flagged "SLOWER") and for peak memory, and PASS/FAIL for the issue's floors.
+All models run eager (no TorchScript, no torch.compile), with random weights. ``--profile``
+adds a torch.profiler table (self CPU time per op) of every case.
 
 Processes and threads. Each case (implementation x family x size x dtype) runs in a fresh
 process (``benchmarks/_model_worker.py``): mlff's cases with this interpreter (``.venv``), the
 peers' with the peers' environment (``.venv-peers``, made by ``benchmarks/setup_peers.sh``:
 mace-torch pins e3nn 0.4.4, mlff needs 0.6). Every worker uses 2 threads
-(``torch.set_num_threads(2)`` and ``OMP_NUM_THREADS=2``). The mlff and peer cases of one
+(``torch.set_num_threads(2)`` and ``OMP_NUM_THREADS=2``; ``--threads`` changes it). The mlff and peer cases of one
 pairing run back to back, so that changes of the machine's load hit both alike.
 
 Peak memory is the worker's ``resource.getrusage(RUSAGE_SELF).ru_maxrss``: the largest
@@ -46,22 +49,24 @@ peak minus the resident set just before the first call.
 
 Warm-up and repeats. Each worker first makes one untimed call on the 192-atom box (lazy
 initialisation, e3nn code generation, allocator), then one untimed call on the case's own box
-when that is cheap (predicted under a quarter of the budget), then timed calls: at most
-``--repeats``, and no more once the next one would take the time of timed calls over
-``--budget`` seconds (at least one). Cases run in order of size; a case is skipped, with the
+when that is cheap (predicted under a quarter of the budget), then timed calls: ``--repeats``
+of them (5), and more while they add up to less than ``--min-time`` seconds (3; short calls vary
+more), but none once the next one would take the time of timed calls over ``--budget`` seconds
+(120; at least one call). Cases run in order of size; a case is skipped, with the
 reason printed, when the same implementation's fastest call at the next smaller size predicts
 (linearly in atoms: the number of edges per atom is the same) that one call would exceed the
 budget, or that its peak memory would exceed the memory limit (85% of the memory available at
-start). A watchdog also kills a worker whose resident memory crosses the limit or that runs
-far past its time.
+start). A watchdog also kills a worker whose resident memory crosses the limit, that leaves
+the machine less than 1 GB of available memory, or that runs far past its time.
 
 A shared machine. Two threads slow down many-fold (10x and more was seen here) when another
 process takes one of the two CPUs, so a call is only "clean" when other processes used less
 than ``--quiet-threshold`` (10%) of the machine's CPU time during it (from /proc/stat, minus
-the worker's own CPU time). Before each timed call the worker waits for such a quiet moment;
-the time lost to others (waiting, and calls they disturbed) is bounded by ``--max-wait`` per
-case. Medians are taken over the clean calls; a case with none is marked ``*`` and its ratios
-"unreliable".
+the worker's own CPU time). Before the first timed call, and after a disturbed one, the
+worker waits for such a quiet moment; the time lost to others (waiting, and calls they
+disturbed) is bounded by ``--max-wait`` per case. Medians are taken over the clean calls; a
+case with none is marked ``*`` and its ratios "unreliable". Even clean, calls of the 192-atom
+box (tens of ms) vary by +-20% from run to run here: compare at 1.5k atoms and up.
 
 Usage::
 
@@ -69,7 +74,7 @@ Usage::
     .venv/bin/python benchmarks/models.py --quick         # 192 atoms, float32 (about 2 min on a quiet machine)
     .venv/bin/python benchmarks/models.py --sizes 1536 --dtypes float64 --models mace
     .venv/bin/python benchmarks/models.py --json benchmarks/results/models.json
-    .venv/bin/python benchmarks/models.py --quick --models mace --profile   # torch.profiler tables
+    .venv/bin/python benchmarks/models.py --quick --models mace --profile --profile-calls 20
 """
 
 import argparse
@@ -100,6 +105,7 @@ AVG_NUM_NEIGHBORS = 50.0  # normalisation constant of MACE and NequIP; ~52 edges
 DEFAULT_SIZES = [192, 1536, 12288]  # 3 x (4^3, 8^3, 16^3) molecules
 DEFAULT_DTYPES = ["float32", "float64"]
 WARMUP_ATOMS = 192
+MIN_FREE_GB = 1.0  # the watchdog stops a case when the machine's available memory falls below
 
 # Floors from the issue (printed as PASS/FAIL; the exit status is always 0).
 FLOOR_MACE_SPEED = 1.5  # mlff MACE / mace-torch MACE throughput at 1.5k atoms, f32 and f64
@@ -309,7 +315,9 @@ def process_rss_gb(pid: int) -> float:
     return 0.0
 
 
-def run_worker(python: str, spec: dict, workdir: Path, memory_limit_gb: float, timeout_s: float) -> Tuple[dict, float]:
+def run_worker(
+    python: str, spec: dict, workdir: Path, memory_limit_gb: float, timeout_s: float
+) -> Tuple[dict, float]:
     """Run one worker process under a memory and time watchdog; returns (result, wall seconds)."""
     tag = f"{spec['backend']}-{spec['family']}-{spec['n_atoms']}-{spec['dtype']}"
     spec_path = workdir / f"{tag}.json"
@@ -327,13 +335,20 @@ def run_worker(python: str, spec: dict, workdir: Path, memory_limit_gb: float, t
     killed = ""
     peak_seen = 0.0
     with open(log_path, "w") as log:
-        process = subprocess.Popen([python, str(WORKER), str(spec_path)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+        process = subprocess.Popen(
+            [python, str(WORKER), str(spec_path)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT)
+        )
         while process.poll() is None:
             time.sleep(0.2)
             rss = process_rss_gb(process.pid)
             peak_seen = max(peak_seen, rss)
             if rss > memory_limit_gb:
-                killed = f"killed by the watchdog: resident memory {rss:.1f} GB crossed the limit {memory_limit_gb:.1f} GB"
+                killed = (f"killed by the watchdog: resident memory {rss:.1f} GB crossed the limit "
+                          f"{memory_limit_gb:.1f} GB")
+            elif memory_available_gb() < MIN_FREE_GB:
+                # the machine is shared: never let a case push other processes into the OOM killer
+                killed = (f"killed by the watchdog at {rss:.1f} GB resident: less than {MIN_FREE_GB:.0f} GB "
+                          "of the machine's memory left")
             elif time.perf_counter() - start > timeout_s:
                 killed = f"killed by the watchdog after {timeout_s:.0f} s"
             if killed:
@@ -384,14 +399,16 @@ def print_hyperparameters(families: List[str], cases: List[Case]) -> None:
         if config:
             print(f"  mlff: {config}")
         else:
-            print(f"  mlff: mlff.models.build({name!r}, species=(1, 8), " + ", ".join(f"{k}={v}" for k, v in family.hyper.items()) + ")")
+            arguments = ", ".join(f"{k}={v}" for k, v in family.hyper.items())
+            print(f"  mlff: mlff.models.build({name!r}, species=(1, 8), {arguments})")
         print(f"        {params}")
         if family.peer_backend:
             peer = next((c for c in cases if c.family == name and c.impl != "mlff" and c.ok), None)
             peer_params = f"{peer.result['n_parameters']:,} parameters" if peer else "parameters: not run"
             versions = ""
             if peer:
-                versions = " (" + ", ".join(f"{k} {v}" for k, v in sorted(peer.result.get("versions", {}).items())) + ")"
+                versions = ", ".join(f"{k} {v}" for k, v in sorted(peer.result.get("versions", {}).items()))
+                versions = f" ({versions})"
             print(f"  peer: {family.peer_call}{versions}")
             print(f"        {peer_params}")
             for note in family.unmatched:
@@ -430,12 +447,18 @@ def print_results(cases: List[Case]) -> None:
             print(f"{r[0]:>6}  {r[1]:<7}  {r[2]:<11}  {r[3]:<17}  {r[4]}")
 
 
+def find(cases: List[Case], impl: str, family: str, n_atoms: int, dtype: str) -> Optional[Case]:
+    """The case of ``impl`` ("mlff" or a peer backend) for that family, size and dtype, if any."""
+    return next((c for c in cases if (c.impl, c.family, c.n_atoms, c.dtype) == (impl, family, n_atoms, dtype)), None)
+
+
 def pairings(cases: List[Case]) -> List[Tuple[Case, Case]]:
+    """(mlff case, peer case) of every pairing where both ran."""
     out = []
     for c in cases:
         if c.impl == "mlff" or not c.ok:
             continue
-        mine = next((m for m in cases if m.impl == "mlff" and (m.n_atoms, m.dtype, m.family) == (c.n_atoms, c.dtype, c.family)), None)
+        mine = find(cases, "mlff", c.family, c.n_atoms, c.dtype)
         if mine is not None and mine.ok:
             out.append((mine, c))
     return out
@@ -449,18 +472,24 @@ def print_ratios(cases: List[Case]) -> None:
         speed = mine.atoms_per_s / peer.atoms_per_s
         speed_model = mine.model_atoms_per_s / peer.model_atoms_per_s
         memory = mine.peak_gb / peer.peak_gb
-        verdict = "mlff faster" if speed >= 1.0 else "<<< mlff SLOWER than peer"
+        if speed >= 1.0:
+            verdict = "mlff faster"
+        elif speed >= 0.95:
+            verdict = "<<< mlff SLOWER than peer (by less than 5%)"
+        else:
+            verdict = "<<< mlff SLOWER than peer"
         if mine.result["disturbed"] or peer.result["disturbed"]:
             verdict += " (unreliable: all calls of a side disturbed by other processes)"
-        rows.append([str(mine.n_atoms), mine.dtype, mine.family, peer.label, f"{speed:.2f}x", f"{speed_model:.2f}x",
-                     f"{memory:.2f}x", verdict])
+        rows.append([str(mine.n_atoms), mine.dtype, mine.family, peer.label,
+                     f"{speed:.2f}x", f"{speed_model:.2f}x", f"{memory:.2f}x", verdict])
     # runs of mlff only, where the peer was skipped or failed
     for c in cases:
         if c.impl != "mlff" and not c.ok:
-            mine = next((m for m in cases if m.impl == "mlff" and (m.n_atoms, m.dtype, m.family) == (c.n_atoms, c.dtype, c.family)), None)
+            mine = find(cases, "mlff", c.family, c.n_atoms, c.dtype)
             status = "ran" if mine is not None and mine.ok else "did not run"
             reason = c.skipped or c.result.get("error", "failed").splitlines()[0]
-            rows.append([str(c.n_atoms), c.dtype, c.family, c.label, "-", "-", "-", f"peer did not run ({reason}); mlff {status}"])
+            rows.append([str(c.n_atoms), c.dtype, c.family, c.label, "-", "-", "-",
+                         f"peer did not run ({reason}); mlff {status}"])
     if rows:
         print_table(headers, rows, [True, False, False, False, True, True, True, False])
     else:
@@ -471,8 +500,8 @@ def print_ratios(cases: List[Case]) -> None:
     rows = []
     for c in cases:
         if c.impl == "mlff" and c.family == "local_frame" and c.ok:
-            mace = next((m for m in cases if m.impl == "mlff" and m.family == "mace" and (m.n_atoms, m.dtype) == (c.n_atoms, c.dtype) and m.ok), None)
-            if mace is not None:
+            mace = find(cases, "mlff", "mace", c.n_atoms, c.dtype)
+            if mace is not None and mace.ok:
                 rows.append([str(c.n_atoms), c.dtype, f"{c.atoms_per_s / mace.atoms_per_s:.2f}x"])
     if rows:
         print_table(["atoms", "dtype", "local_frame / mace"], rows, [True, False, True])
@@ -483,10 +512,9 @@ def print_ratios(cases: List[Case]) -> None:
 def check_floors(cases: List[Case]) -> List[Tuple[str, Optional[bool], str]]:
     """(description, passed or None when not measured, detail) for each floor of the issue."""
     floors = []
-    by_key = {(c.impl, c.family, c.n_atoms, c.dtype): c for c in cases}
 
     def get(impl, family, n_atoms, dtype) -> Optional[Case]:
-        c = by_key.get((impl, family, n_atoms, dtype))
+        c = find(cases, impl, family, n_atoms, dtype)
         return c if c is not None and c.ok else None
 
     sizes = sorted({c.n_atoms for c in cases})
@@ -520,17 +548,21 @@ def check_floors(cases: List[Case]) -> List[Tuple[str, Optional[bool], str]]:
     largest = max(sizes) if sizes else 0
     if largest >= 10000:
         for dtype in DEFAULT_DTYPES:
-            c = by_key.get(("mlff", "mace", largest, dtype))
+            c = find(cases, "mlff", "mace", largest, dtype)
             name = f"mace {dtype} runs at {largest} atoms"
             if c is None:
                 floors.append((name, None, "not measured"))
+            elif c.ok:
+                floors.append((name, True, f"{c.peak_gb:.1f} GB peak"))
             else:
-                floors.append((name, c.ok, f"{c.peak_gb:.1f} GB peak" if c.ok else (c.skipped or c.result.get("error", "failed")).splitlines()[0]))
+                floors.append((name, False, (c.skipped or c.result.get("error", "failed")).splitlines()[0]))
     return floors
 
 
-def print_floors(floors) -> None:
+def print_floors(floors, cases: List[Case]) -> None:
     print("\n== Floors of the issue (informational; exit status is always 0) ==")
+    if FLOOR_SIZE not in {c.n_atoms for c in cases}:
+        print(f"   (the issue sets them at {FLOOR_SIZE} atoms; this run checks them at the closest size it ran)")
     for name, passed, detail in floors:
         status = "PASS" if passed else ("FAIL" if passed is not None else "n/a ")
         print(f"  {status}  {name}: {detail}")
@@ -540,14 +572,19 @@ def print_floors(floors) -> None:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="192 atoms, float32, 3 timed calls (about 2 minutes)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="192 atoms, float32, 3 timed calls or 1 s of them (about 1 minute on a quiet machine)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help=f"atoms per box (default {DEFAULT_SIZES}); rounded to 3 m^3")
     parser.add_argument("--models", nargs="+", default=None, help="mlff families (default: all registered)")
     parser.add_argument("--dtypes", nargs="+", choices=DEFAULT_DTYPES, default=None)
     parser.add_argument("--no-peers", action="store_true", help="mlff's models only")
     parser.add_argument("--peers-python", default=str(DEFAULT_PEERS_PYTHON), help="interpreter of the peers' environment")
     parser.add_argument("--repeats", type=int, default=None, help="most timed calls per case (default 5; --quick 3)")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="more timed calls than --repeats while their total is under this many seconds "
+                             "(default 3; --quick 1)")
     parser.add_argument("--budget", type=float, default=None, help="seconds of timed calls per case (default 120; --quick 15)")
     parser.add_argument("--memory-limit-gb", type=float, default=None, help="default: 85%% of the memory available at start")
     parser.add_argument("--threads", type=int, default=THREADS, help="threads per process (default 2)")
@@ -558,8 +595,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="seconds per case that may be lost to other processes: waiting for them to leave "
                              "the CPUs idle, and calls they disturbed (default 900; --quick 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the molecules' orientations")
-    parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table of one call of every case")
-    parser.add_argument("--profile-rows", type=int, default=25)
+    parser.add_argument("--profile", action="store_true",
+                        help="also print a torch.profiler table (self CPU time per op) of every case")
+    parser.add_argument("--profile-rows", type=int, default=25, help="rows of each profile table")
+    parser.add_argument("--profile-calls", type=int, default=1, help="calls summed in each profile table")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write every result to PATH")
     args = parser.parse_args(argv)
     if args.sizes is None:
@@ -570,6 +609,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.repeats = 3 if args.quick else 5
     if args.budget is None:
         args.budget = 15.0 if args.quick else 120.0
+    if args.min_time is None:
+        args.min_time = 1.0 if args.quick else 3.0
     if args.max_wait is None:
         args.max_wait = 10.0 if args.quick else 900.0
     return args
@@ -595,7 +636,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("mlff model benchmark: energy + forces on periodic water boxes")
     print(f"  host {platform.node()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; memory limit per case {memory_limit:.1f} GB")
-    print(f"  {args.threads} threads per process; budget {args.budget:.0f} s of timed calls per case, at most {args.repeats} calls")
+    print(f"  {args.threads} threads per process; per case {args.repeats} timed calls or more for at least "
+          f"{args.min_time:.0f} s, at most {args.budget:.0f} s")
     print(f"  mlff: {sys.executable}; peers: {peers_python if use_peers else 'not run'}")
     for name in missing:
         print(f"  [models] {name!r} is not registered in mlff.models: skipped")
@@ -639,7 +681,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 warmup = 1 if call_s <= args.budget / 4 else 0
             if skip:
                 case.skipped = skip
-                print(f"[{index:3d}/{len(plan)}] {case.n_atoms:6d} {case.dtype} {case.family:<11} {case.label:<17} SKIPPED: {skip}", flush=True)
+                print(f"[{index:3d}/{len(plan)}] {case.n_atoms:6d} {case.dtype} {case.family:<11} {case.label:<17} "
+                      f"SKIPPED: {skip}", flush=True)
                 done.append(case)
                 continue
             spec = {
@@ -655,9 +698,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "warmup_structure": str(structures[WARMUP_ATOMS][1]),
                 "warmup": warmup,
                 "repeats": args.repeats,
+                "min_time_s": args.min_time,
                 "budget_s": args.budget,
                 "profile": args.profile,
                 "profile_rows": args.profile_rows,
+                "profile_calls": args.profile_calls,
             }
             python = sys.executable if case.impl == "mlff" else peers_python
             timeout = 300.0 + 3.0 * args.budget + args.max_wait
@@ -684,15 +729,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     print_results(done)
     print_ratios(done)
     floors = check_floors(done)
-    print_floors(floors)
+    print_floors(floors, done)
     print(f"\n  load average at the end {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
-          f"({os.cpu_count()} CPUs; other work on the machine slows every case alike only if it is steady)")
+          f"({os.cpu_count()} CPUs)")
 
     if args.profile:
         for c in done:
             if c.ok and "profile" in c.result:
                 p = c.result["profile"]
-                print(f"\n== torch.profiler: {c.n_atoms} atoms {c.dtype} {c.family} {c.label}: one call "
+                print(f"\n== torch.profiler: {c.n_atoms} atoms {c.dtype} {c.family} {c.label}: {p.get('calls', 1)} call(s) "
                       f"(model part {1e3 * c.result['median_model_s']:.0f} ms; forward alone, no grad: "
                       f"{1e3 * p['forward_only_s']:.0f} ms) ==")
                 print(p["table"])
