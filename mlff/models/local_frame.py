@@ -23,16 +23,15 @@ frame can carry it), the radial information and the neighbours' frames remain.
 """
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 
 from mlff.graph.atomic_graph import AtomicGraph
+from mlff.models.base import EnergyModel, edge_geometry, energy_outputs
 from mlff.models.config import ModelConfig, require_positive
-from mlff.neighbors import edge_vectors
 from mlff.nn.cutoff import PolynomialCutoff
-from mlff.nn.embedding import SpeciesIndex
 from mlff.nn.frame import LocalFrame
 from mlff.nn.mlp import mlp
 from mlff.nn.radial import BesselBasis
@@ -135,7 +134,7 @@ class FrameMessagePassing(torch.nn.Module):
         return features + self.update(aggregated)
 
 
-class LocalFrameModel(torch.nn.Module):
+class LocalFrameModel(EnergyModel):
     """Local-frame energy model: ``forward(graph) -> {"node_energy": (n_atoms,), "energy": (n_graphs,)}``, eV.
 
     Parameters
@@ -144,18 +143,10 @@ class LocalFrameModel(torch.nn.Module):
         Hyperparameters; defaults when omitted.
     """
 
-    __jit_ignored_attributes__ = ["config"]
-
-    cutoff: float
-    species: List[int]
 
     def __init__(self, config: Optional[LocalFrameConfig] = None):
-        super().__init__()
         config = LocalFrameConfig() if config is None else config
-        self.config = config
-        self.cutoff = config.cutoff
-        self.species = list(config.species)
-        self.species_index = SpeciesIndex(self.species)
+        super().__init__(config)
         self.embedding = torch.nn.Embedding(len(self.species), config.n_features)
         self.radial = BesselBasis(config.n_basis, config.cutoff)
         self.envelope = PolynomialCutoff(config.cutoff, config.envelope_exponent)
@@ -169,8 +160,7 @@ class LocalFrameModel(torch.nn.Module):
     def forward(self, graph: AtomicGraph) -> Dict[str, Tensor]:
         sender = graph.edge_index[0]
         receiver = graph.edge_index[1]
-        vectors = edge_vectors(graph.positions, graph.cell, graph.edge_index, graph.cell_shifts, graph.batch)
-        distances = torch.linalg.vector_norm(vectors, dim=-1)  # [n_edges]
+        vectors, distances = edge_geometry(graph)  # [n_edges, 3], [n_edges]
         radial = self.radial(distances)  # [n_edges, n_basis]
         envelope = self.envelope(distances)  # [n_edges]
 
@@ -184,5 +174,4 @@ class LocalFrameModel(torch.nn.Module):
             features = interaction(features, edge_features, sender, receiver)
 
         node_energy = self.readout(features, embedded)  # [n_atoms]
-        energy = scatter_sum(node_energy, graph.batch, graph.cell.size(0))  # [n_graphs]
-        return {"node_energy": node_energy, "energy": energy}
+        return energy_outputs(node_energy, graph)

@@ -32,10 +32,10 @@ from e3nn import o3
 from torch import Tensor
 
 from mlff.graph.atomic_graph import AtomicGraph
+from mlff.models.base import EnergyModel, energy_outputs
 from mlff.models.config import ModelConfig, require_positive
 from mlff.neighbors import edge_vectors
 from mlff.nn.cutoff import PolynomialCutoff
-from mlff.nn.embedding import SpeciesIndex
 from mlff.nn.equivariant.convolution import EdgeConvolution
 from mlff.nn.equivariant.edge_embedding import EdgeEmbedding
 from mlff.nn.equivariant.mlp import scalar_mlp
@@ -43,7 +43,6 @@ from mlff.nn.equivariant.species import SpeciesPartition, partition_by_species
 from mlff.nn.equivariant.species_linear import SpeciesLinear
 from mlff.nn.equivariant.symmetric_contraction import SymmetricContraction
 from mlff.nn.radial import BesselBasis
-from mlff.nn.scatter import scatter_sum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +207,7 @@ class ScalarReadout(torch.nn.Module):
         return self.network(h[:, : self.n_scalars])
 
 
-class MACE(torch.nn.Module):
+class MACE(EnergyModel):
     """MACE energy model: ``forward(graph) -> {"node_energy": (n_atoms,), "energy": (n_graphs,)}``, eV.
 
     Parameters
@@ -217,19 +216,11 @@ class MACE(torch.nn.Module):
         Hyperparameters; defaults when omitted.
     """
 
-    __jit_ignored_attributes__ = ["config"]
-
-    cutoff: float
-    species: List[int]
 
     def __init__(self, config: Optional[MACEConfig] = None):
-        super().__init__()
         config = MACEConfig() if config is None else config
-        self.config = config
-        self.cutoff = config.cutoff
-        self.species = list(config.species)
+        super().__init__(config)
         self.n_species = len(self.species)
-        self.species_index = SpeciesIndex(self.species)
         irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
         self.edge_embedding = EdgeEmbedding(
             BesselBasis(config.n_basis, config.cutoff),
@@ -274,5 +265,4 @@ class MACE(torch.nn.Module):
         for interaction in self.interactions:
             h, layer_energy = interaction(h, sh, radial, graph.edge_index, partition)
             node_energy = node_energy + layer_energy
-        energy = scatter_sum(node_energy, graph.batch, graph.cell.size(0))  # (n_graphs,)
-        return {"node_energy": node_energy, "energy": energy}
+        return energy_outputs(node_energy, graph)

@@ -34,10 +34,10 @@ from e3nn import o3
 from torch import Tensor
 
 from mlff.graph.atomic_graph import AtomicGraph
+from mlff.models.base import EnergyModel, energy_outputs
 from mlff.models.config import ModelConfig, require_positive
 from mlff.neighbors import edge_vectors
 from mlff.nn.cutoff import PolynomialCutoff
-from mlff.nn.embedding import SpeciesIndex
 from mlff.nn.equivariant.convolution import EdgeConvolution
 from mlff.nn.equivariant.edge_embedding import EdgeEmbedding
 from mlff.nn.equivariant.gate import Gate
@@ -45,7 +45,6 @@ from mlff.nn.equivariant.species import SpeciesPartition, partition_by_species
 from mlff.nn.equivariant.species_linear import SpeciesLinear
 from mlff.nn.equivariant.tensor_product import uvu_paths
 from mlff.nn.radial import BesselBasis
-from mlff.nn.scatter import scatter_sum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +169,7 @@ class NequIPInteraction(torch.nn.Module):
         return self.gate(self.linear_out(messages) + self.self_connection(h, partition))
 
 
-class NequIP(torch.nn.Module):
+class NequIP(EnergyModel):
     """NequIP energy model: ``forward(graph) -> {"node_energy": (n_atoms,), "energy": (n_graphs,)}``, eV.
 
     Parameters
@@ -179,19 +178,11 @@ class NequIP(torch.nn.Module):
         Hyperparameters; defaults when omitted.
     """
 
-    __jit_ignored_attributes__ = ["config"]
-
-    cutoff: float
-    species: List[int]
 
     def __init__(self, config: Optional[NequIPConfig] = None):
-        super().__init__()
         config = NequIPConfig() if config is None else config
-        self.config = config
-        self.cutoff = config.cutoff
-        self.species = list(config.species)
+        super().__init__(config)
         self.n_species = len(self.species)
-        self.species_index = SpeciesIndex(self.species)
         irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
         self.edge_embedding = EdgeEmbedding(
             BesselBasis(config.n_basis, config.cutoff),
@@ -236,5 +227,4 @@ class NequIP(torch.nn.Module):
         no_edges = graph.edge_index.new_zeros(2, 0)
         isolated = self._atom_energies(species, partition, no_sh, no_radial, no_edges)
         node_energy = energies - isolated  # (n_atoms,)
-        energy = scatter_sum(node_energy, graph.batch, graph.cell.size(0))  # (n_graphs,)
-        return {"node_energy": node_energy, "energy": energy}
+        return energy_outputs(node_energy, graph)

@@ -22,16 +22,15 @@ norm ``sqrt(|V v|^2 + eps)`` (finite gradient at zero vectors, as in schnetpack)
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from mlff.graph.atomic_graph import AtomicGraph
+from mlff.models.base import EnergyModel, edge_geometry, energy_outputs
 from mlff.models.config import ModelConfig, require_positive
-from mlff.neighbors import edge_vectors
 from mlff.nn.cutoff import PolynomialCutoff
-from mlff.nn.embedding import SpeciesIndex
 from mlff.nn.mlp import mlp
 from mlff.nn.radial import BesselBasis
 from mlff.nn.readout import EnergyReadout
@@ -183,7 +182,7 @@ class PaiNNInteraction(torch.nn.Module):
         return self.update(scalars, vectors)
 
 
-class PaiNN(torch.nn.Module):
+class PaiNN(EnergyModel):
     """PaiNN energy model: ``forward(graph) -> {"node_energy": (n_atoms,), "energy": (n_graphs,)}``, eV.
 
     Parameters
@@ -192,19 +191,11 @@ class PaiNN(torch.nn.Module):
         Hyperparameters; defaults when omitted.
     """
 
-    __jit_ignored_attributes__ = ["config"]
-
-    cutoff: float
-    species: List[int]
 
     def __init__(self, config: Optional[PaiNNConfig] = None):
-        super().__init__()
         config = PaiNNConfig() if config is None else config
-        self.config = config
-        self.cutoff = config.cutoff
-        self.species = list(config.species)
+        super().__init__(config)
         self.n_features = config.n_features
-        self.species_index = SpeciesIndex(self.species)
         self.embedding = torch.nn.Embedding(len(self.species), config.n_features)
         self.radial = BesselBasis(config.n_basis, config.cutoff)
         self.envelope = PolynomialCutoff(config.cutoff, config.envelope_exponent)
@@ -216,8 +207,7 @@ class PaiNN(torch.nn.Module):
     def forward(self, graph: AtomicGraph) -> Dict[str, Tensor]:
         sender = graph.edge_index[0]
         receiver = graph.edge_index[1]
-        edge = edge_vectors(graph.positions, graph.cell, graph.edge_index, graph.cell_shifts, graph.batch)
-        distances = torch.linalg.vector_norm(edge, dim=-1)  # [n_edges]
+        edge, distances = edge_geometry(graph)  # [n_edges, 3], [n_edges]
         directions = edge / distances.unsqueeze(-1)  # [n_edges, 3]
         radial = self.radial(distances)  # [n_edges, n_basis]
         envelope = self.envelope(distances)  # [n_edges]
@@ -232,5 +222,4 @@ class PaiNN(torch.nn.Module):
             isolated = interaction.update.isolated(isolated)
 
         node_energy = self.readout(scalars, isolated)  # [n_atoms]
-        energy = scatter_sum(node_energy, graph.batch, graph.cell.size(0))  # [n_graphs]
-        return {"node_energy": node_energy, "energy": energy}
+        return energy_outputs(node_energy, graph)

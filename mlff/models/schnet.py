@@ -16,17 +16,16 @@ after the convolution (an isolated atom has exactly zero energy).
 """
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 
 from mlff.graph.atomic_graph import AtomicGraph
+from mlff.models.base import EnergyModel, edge_geometry, energy_outputs
 from mlff.models.config import ModelConfig, require_positive
-from mlff.neighbors import edge_vectors
 from mlff.nn.activation import ShiftedSoftplus, ZeroPreservingShiftedSoftplus
 from mlff.nn.cutoff import PolynomialCutoff
-from mlff.nn.embedding import SpeciesIndex
 from mlff.nn.mlp import mlp
 from mlff.nn.radial import GaussianBasis
 from mlff.nn.readout import EnergyReadout
@@ -100,7 +99,7 @@ class CFConvInteraction(torch.nn.Module):
         return features + self.update(aggregated)
 
 
-class SchNet(torch.nn.Module):
+class SchNet(EnergyModel):
     """SchNet energy model: ``forward(graph) -> {"node_energy": (n_atoms,), "energy": (n_graphs,)}``, eV.
 
     Parameters
@@ -109,18 +108,10 @@ class SchNet(torch.nn.Module):
         Hyperparameters; defaults when omitted.
     """
 
-    __jit_ignored_attributes__ = ["config"]
-
-    cutoff: float
-    species: List[int]
 
     def __init__(self, config: Optional[SchNetConfig] = None):
-        super().__init__()
         config = SchNetConfig() if config is None else config
-        self.config = config
-        self.cutoff = config.cutoff
-        self.species = list(config.species)
-        self.species_index = SpeciesIndex(self.species)
+        super().__init__(config)
         self.embedding = torch.nn.Embedding(len(self.species), config.n_features)
         self.radial = GaussianBasis(config.n_basis, config.cutoff)
         self.envelope = PolynomialCutoff(config.cutoff, config.envelope_exponent)
@@ -132,8 +123,7 @@ class SchNet(torch.nn.Module):
     def forward(self, graph: AtomicGraph) -> Dict[str, Tensor]:
         sender = graph.edge_index[0]
         receiver = graph.edge_index[1]
-        vectors = edge_vectors(graph.positions, graph.cell, graph.edge_index, graph.cell_shifts, graph.batch)
-        distances = torch.linalg.vector_norm(vectors, dim=-1)  # [n_edges]
+        vectors, distances = edge_geometry(graph)  # [n_edges, 3], [n_edges]
         radial = self.radial(distances)  # [n_edges, n_basis]
         envelope = self.envelope(distances)  # [n_edges]
 
@@ -143,5 +133,4 @@ class SchNet(torch.nn.Module):
             features = interaction(features, radial, envelope, sender, receiver)
 
         node_energy = self.readout(features, embedded)  # [n_atoms]
-        energy = scatter_sum(node_energy, graph.batch, graph.cell.size(0))  # [n_graphs]
-        return {"node_energy": node_energy, "energy": energy}
+        return energy_outputs(node_energy, graph)
