@@ -50,19 +50,18 @@ def run(config: MDConfig, stream=None) -> int:
     """Run ``config``; return 0 on success, 1 when the guard stopped the run."""
     import torch
 
-    # TorchScript's profiling executor re-specialises the deployed graph whenever the number of
-    # edges changes, which in MD is nearly every step (measured: 160 ms instead of 6 ms per step
-    # for ethanol). The switch is process-wide (OpenMM may call the potential from its own
-    # threads) and must be set before the first call of the potential, so it covers the engine's
-    # construction; it is restored on the way out. optimized_execution(False) is left to the loop:
-    # openmm-torch's scripting of its module fails under it.
-    profiling = torch._C._jit_set_profiling_executor(False)
+    # TorchScript's profiling executor re-specialises a deployed graph whenever the number of
+    # edges changes, nearly every MD step. The ASE and PythonForce routes switch it off per call
+    # (mlff.engines); openmm-torch's TorchForce calls the module from C++, out of their reach,
+    # so for it the process-wide switch is set before the first call and restored afterwards.
+    uses_torch_force = config.engine == "openmm" and config.backend == "torch"
+    profiling = torch._C._jit_set_profiling_executor(False) if uses_torch_force else None
     try:
         engine = make_engine(build_structure(config.structure, config.seed), config)
-        with torch.jit.optimized_execution(False):
-            return _run(engine, config, stream)
+        return _run(engine, config, stream)
     finally:
-        torch._C._jit_set_profiling_executor(profiling)
+        if profiling is not None:
+            torch._C._jit_set_profiling_executor(profiling)
 
 
 def _run(engine, config: MDConfig, stream=None) -> int:
