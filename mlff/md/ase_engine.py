@@ -1,4 +1,5 @@
-"""The ASE engine: ``MLFFCalculator`` with VelocityVerlet (NVE), Langevin (NVT) or NPTBerendsen (NPT)."""
+"""The ASE engine: ``MLFFCalculator`` with VelocityVerlet (NVE), Langevin (NVT) or NPTBerendsen (NPT),
+after an optional minimisation (FIRE)."""
 
 import ase
 import numpy as np
@@ -6,6 +7,7 @@ from ase import units
 from ase.md.langevin import Langevin
 from ase.md.nptberendsen import NPTBerendsen
 from ase.md.verlet import VelocityVerlet
+from ase.optimize import FIRE
 
 try:  # ASE >= 3.29
     from ase.md.velocitydistribution import thermalize_momenta
@@ -13,6 +15,7 @@ except ImportError:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
 from mlff.engines.ase import MLFFCalculator
+from mlff.md.config import MINIMIZE_TOLERANCE_EV_PER_A
 from mlff.md.frame import FS_PER_PS, Frame
 
 #: Berendsen coupling times (fs) and water's compressibility (1/bar) for NPT.
@@ -27,6 +30,8 @@ class ASEEngine:
     def __init__(self, atoms: ase.Atoms, config):
         self.atoms = atoms.copy()
         self.atoms.calc = MLFFCalculator(config.potential, device=config.device, skin=config.skin)
+        if config.minimize_iterations:
+            FIRE(self.atoms, logfile=None).run(fmax=MINIMIZE_TOLERANCE_EV_PER_A, steps=config.minimize_iterations)
         rng = np.random.default_rng(config.seed)
         thermalize_momenta(self.atoms, temperature_K=config.temperature_K, rng=rng)
         timestep = config.timestep_fs * units.fs

@@ -19,20 +19,35 @@ ENGINES = ("openmm", "ase")
 ENSEMBLES = ("nve", "nvt", "npt")
 BACKENDS = ("python", "torch")
 PLATFORMS = ("Reference", "CPU", "CUDA", "OpenCL")
+ML_ATOMS = ("all", "solute")
+STRUCTURES = ("file", "molecule", "water_box", "solvated")
+#: Energy minimisation (``minimize_iterations``) stops at this force, eV/Angstrom (about
+#: OpenMM's default of 10 kJ/mol/nm): OpenMM's L-BFGS on the root-mean-square force component,
+#: ASE's FIRE on the largest force.
+MINIMIZE_TOLERANCE_EV_PER_A = 0.01
+#: Keys whose default is None but whose value is a number.
+_INTEGERS = ("structure.water_box",)
+_FLOATS = ("structure.padding_nm", "structure.box_nm")
 TRAJECTORY_EXTENSIONS = (".dcd", ".xyz", ".extxyz")
 
 
 @dataclass(frozen=True)
 class StructureConfig:
-    """Exactly one of: a file ASE can read, a molecule name (``ase.build.molecule``), a water box.
+    """Exactly one of: a file ASE can read, a molecule name (``ase.build.molecule``), a water box,
+    a molecule solvated in TIP3P water.
 
     ``file`` keeps its cell and pbc; ``molecule`` is gas phase (no cell); ``water_box`` is N
-    water molecules at 1 g/cm^3 in a periodic cube, oriented at random from ``seed``.
+    water molecules at 1 g/cm^3 in a periodic cube, oriented at random from ``seed``;
+    ``solvated`` names a molecule put in a cube of TIP3P water (``mlff.md.solvation``) whose edge
+    is its bounding sphere's diameter plus ``padding_nm`` (nm), or ``box_nm``.
     """
 
     file: Optional[str] = None
     molecule: Optional[str] = None
     water_box: Optional[int] = None
+    solvated: Optional[str] = None
+    padding_nm: Optional[float] = None
+    box_nm: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,13 @@ class OutputsConfig:
 
 @dataclass(frozen=True)
 class MDConfig:
-    """One MD run. Units: K, bar, fs, 1/ps, eV per atom."""
+    """One MD run. Units: K, bar, fs, 1/ps, eV per atom, nm.
+
+    ``ml_atoms``: ``"all"`` (the potential on every atom; the default for all but solvated
+    structures) or ``"solute"`` (openmm only: the potential on the solute of a ``solvated``
+    structure, TIP3P water, mechanical embedding with PME up to ``mm_cutoff_nm``).
+    ``minimize_iterations``: energy minimisation before the run (0: none).
+    """
 
     potential: str
     structure: StructureConfig
@@ -66,6 +87,9 @@ class MDConfig:
     device: str = "cpu"
     skin: float = 1.0
     max_energy_change_per_atom_eV: float = 1.0
+    ml_atoms: Optional[str] = None
+    mm_cutoff_nm: float = 0.9
+    minimize_iterations: int = 0
     progress: bool = True
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
 
@@ -159,10 +183,10 @@ def _check_type(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, got {value!r}")
-    elif isinstance(default, int) or name in ("structure.water_box",):
+    elif isinstance(default, int) or name in _INTEGERS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name} must be an integer, got {value!r}")
-    elif isinstance(default, float):
+    elif isinstance(default, float) or name in _FLOATS:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, got {value!r}")
         value = float(value)
@@ -185,7 +209,7 @@ def _build(raw: Dict[str, Any], path: str) -> MDConfig:
     choice("ensemble", config.ensemble, ENSEMBLES)
     choice("backend", config.backend, BACKENDS)
     choice("platform", config.platform, PLATFORMS)
-    for name in ("timestep_fs", "temperature_K", "pressure_bar", "max_energy_change_per_atom_eV"):
+    for name in ("timestep_fs", "temperature_K", "pressure_bar", "max_energy_change_per_atom_eV", "mm_cutoff_nm"):
         if getattr(config, name) is None or not getattr(config, name) > 0:
             fail(f"{name} must be positive, got {getattr(config, name)!r}")
     for name in ("steps", "report_interval", "barostat_interval"):
@@ -197,6 +221,8 @@ def _build(raw: Dict[str, Any], path: str) -> MDConfig:
         fail(f"skin must be >= 0 (Angstrom), got {config.skin!r}")
     if config.seed is None:
         fail("seed must be an integer")
+    if config.minimize_iterations is None or config.minimize_iterations < 0:
+        fail(f"minimize_iterations must be an integer >= 0, got {config.minimize_iterations!r}")
     if config.potential is None:
         fail("potential must name a deployed potential file")
     if not os.path.isfile(config.potential):
@@ -206,16 +232,18 @@ def _build(raw: Dict[str, Any], path: str) -> MDConfig:
         )
 
     structure = config.structure
-    given = [n for n in ("file", "molecule", "water_box") if getattr(structure, n) is not None]
+    given = [n for n in STRUCTURES if getattr(structure, n) is not None]
     if len(given) != 1:
-        fail(f"structure needs exactly one of file, molecule, water_box; got {given or 'none'}")
+        fail(f"structure needs exactly one of {', '.join(STRUCTURES)}; got {given or 'none'}")
     if structure.file is not None and not os.path.isfile(structure.file):
         raise FileNotFoundError(f"{path}: structure file {structure.file} does not exist")
     if structure.water_box is not None and structure.water_box < 1:
         fail(f"structure.water_box must be a positive number of molecules, got {structure.water_box}")
-    if structure.molecule is not None and not known_molecule(structure.molecule):
-        known = "e.g. ethanol, CH3CH2OH, H2O"
-        fail(f"structure.molecule {structure.molecule!r} is not a molecule ase.build.molecule knows ({known})")
+    for key in ("molecule", "solvated"):
+        name = getattr(structure, key)
+        if name is not None and not known_molecule(name):
+            fail(f"structure.{key} {name!r} is not a molecule ase.build.molecule knows (e.g. ethanol, CH3CH2OH, H2O)")
+    _check_solvated(config, fail)
 
     trajectory = config.outputs.trajectory
     if trajectory is not None and os.path.splitext(trajectory)[1].lower() not in TRAJECTORY_EXTENSIONS:
@@ -223,3 +251,32 @@ def _build(raw: Dict[str, Any], path: str) -> MDConfig:
     if config.outputs.last_frame is None:
         fail("outputs.last_frame must name a file")
     return config
+
+
+def _check_solvated(config: MDConfig, fail) -> None:
+    """The keys of a solvated structure and of ML on its solute only, consistent."""
+    structure = config.structure
+    sizes = [n for n in ("padding_nm", "box_nm") if getattr(structure, n) is not None]
+    if structure.solvated is None:
+        if sizes:
+            fail(f"structure.{sizes[0]} sizes the water box of structure.solvated; drop it or solvate a molecule")
+    else:
+        if len(sizes) != 1:
+            fail(f"structure.solvated needs exactly one of padding_nm, box_nm (nm); got {sizes or 'none'}")
+        size = getattr(structure, sizes[0])
+        if not size > 0:
+            fail(f"structure.{sizes[0]} must be positive (nm), got {size!r}")
+        if config.ml_atoms is None:
+            fail("structure.solvated needs ml_atoms: solute (the potential on the molecule, TIP3P water) "
+                 "or ml_atoms: all (the potential on every atom, water included)")
+    if config.ml_atoms is not None and config.ml_atoms not in ML_ATOMS:
+        fail(f"ml_atoms must be one of {list(ML_ATOMS)}, got {config.ml_atoms!r}")
+    if config.ml_atoms == "solute":
+        if structure.solvated is None:
+            fail("ml_atoms: solute needs structure.solvated (a molecule in TIP3P water, e.g. "
+                 "{solvated: ethanol, padding_nm: 1.2}); use ml_atoms: all otherwise")
+        if config.engine != "openmm":
+            fail("ml_atoms: solute needs engine: openmm (the ase engine has no force field for the water)")
+        if structure.box_nm is not None and structure.box_nm < 2 * config.mm_cutoff_nm:
+            fail(f"structure.box_nm ({structure.box_nm} nm) must be at least twice mm_cutoff_nm "
+                 f"({config.mm_cutoff_nm} nm) for PME")

@@ -23,6 +23,8 @@ class Frame:
     positions : np.ndarray, [n_atoms, 3] Angstrom
     numbers : np.ndarray, [n_atoms] atomic numbers
     cell : np.ndarray or None, [3, 3] Angstrom, rows = lattice vectors; None if not periodic
+    degrees_of_freedom : int or None
+        Of the integrated motion (None: 3 n_atoms, no constraints).
     """
 
     step: int
@@ -31,6 +33,7 @@ class Frame:
     positions: np.ndarray
     numbers: np.ndarray
     cell: Optional[np.ndarray]
+    degrees_of_freedom: Optional[int] = None
 
     @property
     def n_atoms(self) -> int:
@@ -42,8 +45,9 @@ class Frame:
 
     @property
     def temperature(self) -> float:
-        """Kelvin, from 3 n_atoms degrees of freedom (as both engines here integrate)."""
-        return 2.0 * self.kinetic_energy / (3 * self.n_atoms * kB)
+        """Kelvin, from ``degrees_of_freedom`` (3 n_atoms unless constraints remove some)."""
+        dof = 3 * self.n_atoms if self.degrees_of_freedom is None else self.degrees_of_freedom
+        return 2.0 * self.kinetic_energy / (dof * kB)
 
     @property
     def volume(self) -> Optional[float]:

@@ -1,6 +1,7 @@
 """The OpenMM engine: a System of the structure's atoms (masses from the elements) with the mlff
-Force, integrated by VerletIntegrator (NVE) or LangevinMiddleIntegrator (NVT, NPT with a
-MonteCarloBarostat).
+Force, or with ``ml_atoms: solute`` the mixed ML/MM System of a solvated molecule
+(:mod:`mlff.md.solvation`), integrated by VerletIntegrator (NVE) or LangevinMiddleIntegrator
+(NVT, NPT with a MonteCarloBarostat), after an optional energy minimisation.
 
 OpenMM's nm and kJ/mol are converted to Angstrom and eV here, through :mod:`mlff.units`.
 """
@@ -15,6 +16,7 @@ import openmm.unit as u
 
 from mlff.engines.openmm import create_force
 from mlff.md.frame import Frame
+from mlff.md.config import MINIMIZE_TOLERANCE_EV_PER_A
 from mlff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
 
@@ -38,15 +40,8 @@ class OpenMMEngine:
     """Advances ``atoms`` with OpenMM as ``config`` says (see :class:`mlff.md.MDConfig`)."""
 
     def __init__(self, atoms: ase.Atoms, config):
-        topology = topology_of(atoms)
-        system = openmm.System()
-        for atom in topology.atoms():
-            system.addParticle(atom.element.mass)
+        system = self._system(atoms, config)
         periodic = bool(atoms.pbc.all())
-        if periodic:
-            system.setDefaultPeriodicBoxVectors(*topology.getPeriodicBoxVectors())
-        force = create_force(topology, config.potential, backend=config.backend, device=config.device, skin=config.skin)
-        system.addForce(force)
         timestep = config.timestep_fs * u.femtosecond
         temperature = config.temperature_K * u.kelvin
         if config.ensemble == "nve":
@@ -56,7 +51,7 @@ class OpenMMEngine:
             integrator.setRandomNumberSeed(config.seed)
         if config.ensemble == "npt":
             if not periodic:
-                raise ValueError("NPT needs a periodic structure (a water_box, or a file with a cell)")
+                raise ValueError("NPT needs a periodic structure (a water_box, solvated, or a file with a cell)")
             barostat = openmm.MonteCarloBarostat(config.pressure_bar * u.bar, temperature, config.barostat_interval)
             barostat.setRandomNumberSeed(config.seed)
             system.addForce(barostat)
@@ -64,10 +59,35 @@ class OpenMMEngine:
         self.context = openmm.Context(system, integrator, platform)
         self.integrator = integrator
         self.context.setPositions(atoms.get_positions() / NM_TO_ANGSTROM * u.nanometer)
+        if system.getNumConstraints():
+            self.context.applyConstraints(integrator.getConstraintTolerance())
+        if config.minimize_iterations:
+            # L-BFGS until the root-mean-square force component is below the tolerance, kJ/mol/nm
+            tolerance = MINIMIZE_TOLERANCE_EV_PER_A * EV_TO_KJ_PER_MOL * NM_TO_ANGSTROM
+            openmm.LocalEnergyMinimizer.minimize(self.context, tolerance, config.minimize_iterations)
         self.context.setVelocitiesToTemperature(temperature, config.seed)
         self.numbers = atoms.get_atomic_numbers()
         self.periodic = periodic
+        self.degrees_of_freedom = degrees_of_freedom(system)
         self.step = 0
+
+    @staticmethod
+    def _system(atoms: ase.Atoms, config) -> openmm.System:
+        """The System of ``config.ml_atoms``: the potential on every atom, or on the solute only."""
+        if config.ml_atoms == "solute":
+            from mlff.md.solvation import mixed_system
+
+            options = dict(backend=config.backend, device=config.device, skin=config.skin)
+            return mixed_system(atoms, config.potential, config.mm_cutoff_nm, **options)[1]
+        topology = topology_of(atoms)
+        system = openmm.System()
+        for atom in topology.atoms():
+            system.addParticle(atom.element.mass)
+        if atoms.pbc.all():
+            system.setDefaultPeriodicBoxVectors(*topology.getPeriodicBoxVectors())
+        options = dict(backend=config.backend, device=config.device, skin=config.skin)
+        system.addForce(create_force(topology, config.potential, **options))
+        return system
 
     def advance(self, n_steps: int) -> None:
         self.integrator.step(n_steps)
@@ -87,4 +107,14 @@ class OpenMMEngine:
             positions=positions,
             numbers=self.numbers,
             cell=cell,
+            degrees_of_freedom=self.degrees_of_freedom,
         )
+
+
+def degrees_of_freedom(system: openmm.System) -> int:
+    """3 per particle with mass, less one per constraint and 3 for a CMMotionRemover (as OpenMM counts)."""
+    dof = 3 * sum(1 for i in range(system.getNumParticles()) if system.getParticleMass(i) > 0 * u.dalton)
+    dof -= system.getNumConstraints()
+    if any(isinstance(force, openmm.CMMotionRemover) for force in system.getForces()):
+        dof -= 3
+    return dof

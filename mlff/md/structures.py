@@ -1,7 +1,9 @@
-"""Starting structures for MD: read from a file, or built (a molecule by name, a water box).
+"""Starting structures for MD: read from a file, or built (a molecule by name, a water box, a
+molecule in TIP3P water).
 
 Everything is an ``ase.Atoms`` in Angstrom; a molecule is gas phase (no cell, pbc False), a
-water box is periodic.
+water box and a solvated molecule are periodic (the latter built by :mod:`mlff.md.solvation`,
+which needs OpenMM).
 """
 
 import ase
@@ -82,4 +84,8 @@ def build_structure(structure, seed: int = 0) -> ase.Atoms:
         return atoms
     if structure.molecule is not None:
         return build_molecule(structure.molecule)
+    if structure.solvated is not None:
+        from mlff.md.solvation import solvate  # imports OpenMM
+
+        return solvate(build_molecule(structure.solvated), structure.padding_nm, structure.box_nm)
     return water_box(structure.water_box, seed)

@@ -44,6 +44,22 @@ def test_overrides(write_config, tmp_path, monkeypatch):
         ({"structure": {"molecule": "unobtainium"}}, "is not a molecule"),
         ({"structure": {"water_box": 0}}, "positive number of molecules"),
         ({"outputs": {"trajectory": "t.pdb"}}, "outputs.trajectory must end in"),
+        ({"minimize_iterations": -1}, "minimize_iterations must be an integer >= 0"),
+        # a molecule in TIP3P water, ML on the molecule only
+        ({"structure": {"solvated": "ethanol"}, "ml_atoms": "solute"}, "exactly one of padding_nm, box_nm"),
+        ({"structure": {"solvated": "ethanol", "padding_nm": 1.0, "box_nm": 3.0}, "ml_atoms": "solute"},
+         "exactly one of padding_nm"),
+        ({"structure": {"solvated": "ethanol", "padding_nm": -1.0}, "ml_atoms": "solute"}, "padding_nm must be positive"),
+        ({"structure": {"solvated": "ethanol", "box_nm": "big"}, "ml_atoms": "solute"}, "box_nm must be a number"),
+        ({"structure": {"solvated": "unobtainium", "box_nm": 3.0}, "ml_atoms": "solute"}, "is not a molecule"),
+        ({"structure": {"solvated": "ethanol", "box_nm": 3.0}}, "needs ml_atoms: solute"),
+        ({"structure": {"molecule": "ethanol", "padding_nm": 1.0}}, "sizes the water box of structure.solvated"),
+        ({"ml_atoms": "solute"}, "ml_atoms: solute needs structure.solvated"),
+        ({"ml_atoms": "ligand"}, "ml_atoms must be one of"),
+        ({"structure": {"solvated": "ethanol", "box_nm": 3.0}, "ml_atoms": "solute", "engine": "ase"},
+         "needs engine: openmm"),
+        ({"structure": {"solvated": "ethanol", "box_nm": 1.5}, "ml_atoms": "solute"}, "at least twice mm_cutoff_nm"),
+        ({"mm_cutoff_nm": 0.0}, "mm_cutoff_nm must be positive"),
     ],
 )
 def test_errors_are_clear(write_config, settings, message):
@@ -69,8 +85,16 @@ def test_cli_reports_config_errors(write_config, capsys):
     assert "ensemble must be one of" in capsys.readouterr().err
 
 
+def test_solvated_config(write_config):
+    settings = dict(structure={"solvated": "ethanol", "padding_nm": 1.2}, ml_atoms="solute", minimize_iterations=50)
+    config = load_config(write_config(**settings))
+    assert (config.structure.solvated, config.structure.padding_nm, config.structure.box_nm) == ("ethanol", 1.2, None)
+    assert (config.ml_atoms, config.mm_cutoff_nm, config.minimize_iterations) == ("solute", 0.9, 50)
+    assert load_config(write_config(), ["ml_atoms=all"]).ml_atoms == "all"
+
+
 def test_md_runs_validate(potential_file):
     paths = sorted(glob.glob(os.path.join(MD_RUNS, "*.yaml")))
-    assert len(paths) >= 5
+    assert len(paths) >= 6
     for path in paths:
         load_config(path, [f"potential={potential_file}"])

@@ -81,6 +81,17 @@ def test_explosion_guard(write_config, tmp_path, capsys, engine):
     assert np.allclose(last.positions, good.positions)
 
 
+@pytest.mark.parametrize("engine", ["openmm", "ase"])
+def test_minimization_lowers_the_starting_energy(write_config, tmp_path, engine):
+    outputs = {"csv": "e.csv", "plot": None, "trajectory": None}
+    energies = []
+    for iterations in (0, 30):
+        path = write_config(engine=engine, minimize_iterations=iterations, steps=1, report_interval=1, outputs=outputs)
+        assert main(["md", path]) == 0
+        energies.append(read_csv(tmp_path / "e.csv")[1][0, 2])
+    assert energies[1] < energies[0] - 1e-3  # eV
+
+
 def test_torch_backend(write_config, tmp_path):
     from mlff.engines.openmm import openmmtorch_or_error
 
@@ -94,11 +105,18 @@ def test_torch_backend(write_config, tmp_path):
     assert read_csv(tmp_path / "e.csv")[1].shape == (3, 6)
 
 
+#: Overrides that make each md_runs input small (the water box) or different (seed).
+SMALL_RUNS = {
+    "water_box": ["structure.water_box=8"],
+    "ethanol_in_water": ["structure.padding_nm=1.0", "mm_cutoff_nm=0.7", "minimize_iterations=5"],
+}
+
+
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(MD_RUNS, "*.yaml"))), ids=os.path.basename)
 def test_md_runs_run(path, potential_file, tmp_path):
     stem = os.path.splitext(os.path.basename(path))[0]
-    overrides = [f"potential={potential_file}", "steps=2", "report_interval=1", "progress=false", "structure.water_box=8"
-                 if "water" in stem else "seed=1"]
+    overrides = [f"potential={potential_file}", "steps=2", "report_interval=1", "progress=false"]
+    overrides += next((small for prefix, small in SMALL_RUNS.items() if stem.startswith(prefix)), ["seed=1"])
     overrides += [f"outputs.{key}={tmp_path / (stem + suffix)}" for key, suffix in
                   [("csv", ".csv"), ("plot", ".png"), ("last_frame", "_last.xyz")]]
     trajectory = ".dcd" if "openmm" in stem else ".xyz"

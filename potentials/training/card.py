@@ -1,0 +1,141 @@
+"""Write a shipped potential's model card (potentials/NAME.md) from what its run produced.
+
+    python potentials/training/card.py NAME
+
+Reads potentials/NAME.pt (metadata), potentials/training/runs/NAME/{metrics.json,log.csv} and
+potentials/checks/NAME/*.json, so every number in a card comes from a file, not from memory.
+"""
+
+import csv
+import json
+import os
+import sys
+
+from mlff.export import read_metadata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+POTENTIALS = os.path.dirname(HERE)
+
+DATA = {
+    "ethanol": (
+        "rMD17 ethanol, split 01 (`rmd17/rmd17_ethanol_{train,test}_01.xyz`): 950 training and 50 "
+        "validation configurations from the training file, 1000 test configurations; PBE/def2-SVP (ORCA). "
+        "Source: andersx/rmd17-npz @ 4f6bb0a, licence CC0 (Christensen and von Lilienfeld, 2020)."
+    ),
+    "water": (
+        "Liquid water, 64 H2O in a periodic 12.445 A cube (`water64/water64_deepmd.xyz`, 400 "
+        "configurations): 320 training, 30 validation, 50 test, split at random with seed 0. The level of "
+        "theory is not documented by the source (its example model was trained against PBE0). Source: "
+        "deepmodeling/deepmd-kit @ bc902da : examples/water/data, licence LGPL-3.0 (the deepmd-kit repository's)."
+    ),
+    "si": (
+        "Bulk silicon from the mlearn benchmark (`si_mlearn/Si_{training,test}.xyz`): 194 training, 20 "
+        "validation, 25 test configurations (elastic strains, surfaces, vacancies, AIMD), VASP PBE. Stress "
+        "converted from mlearn's raw kbar, compressive-positive values to ASE's convention (prepare_si.py). "
+        "Source: materialsvirtuallab/mlearn @ 10c427a : data/Si (Zuo et al., J. Phys. Chem. A 124, 731, "
+        "2020), licence BSD-3-Clause (the mlearn repository's)."
+    ),
+}
+
+PUBLISHED = {
+    "ethanol": (
+        "Published rMD17 ethanol test MAE after long GPU trainings (Batatia et al. 2022, Table 1): "
+        "MACE 0.4 meV / 2.1 meV/A, NequIP 0.4 / 2.8, PaiNN 2.7 / 10.0 (energy per molecule / forces)."
+    ),
+    "water": "No published errors for this small set; deepmd-kit's example reports none we can quote.",
+    "si": (
+        "Zuo et al. (2020) compare GAP, MTP, NNP, SNAP, qSNAP and MTP on this set; their per-model errors are "
+        "not restated here. DFT lattice constant of the data's equilibrium cell: 5.469 A."
+    ),
+}
+
+
+def _read_json(path: str):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _errors_table(metrics: dict) -> str:
+    rows = ["| split | E/atom MAE (meV) | E/atom RMSE (meV) | E/config MAE (meV) | F MAE (meV/A) | F RMSE (meV/A) | stress MAE (meV/A^3) |",
+            "|---|---|---|---|---|---|---|"]
+    for split in ("validation", "test"):
+        values = metrics.get(split)
+        if not values:
+            continue
+
+        def milli(key: str, kind: str) -> str:
+            entry = values.get(key)
+            return f"{1000 * entry[kind]:.2f}" if entry else "-"
+
+        rows.append(f"| {split} | {milli('energy_per_atom', 'mae')} | {milli('energy_per_atom', 'rmse')} | "
+                    f"{milli('energy', 'mae')} | {milli('forces', 'mae')} | {milli('forces', 'rmse')} | {milli('stress', 'mae')} |")
+    return "\n".join(rows)
+
+
+def _budget(log_path: str) -> str:
+    with open(log_path) as handle:
+        rows = list(csv.DictReader(handle))
+    seconds = sum(float(row["seconds"]) for row in rows)
+    return (f"{len(rows)} epochs, {seconds / 3600:.2f} h wall time on one CPU thread of a shared 2-core machine "
+            f"(other jobs ran beside it, so this overstates the cost)")
+
+
+def _check_section(name: str, check_dir: str) -> str:
+    if name == "ethanol":
+        result = _read_json(os.path.join(check_dir, "ethanol_md.json"))
+        verdict = "no bond broke" if result["stable"] else "a bond left the 0.5 A window: UNSTABLE"
+        return (f"{result['simulated_ps']:.0f} ps of {result['ensemble']} (ASE, `md_check.py ethanol`): "
+                f"largest deviation of any covalent bond from its relaxed length {result['max_bond_deviation_A']:.3f} A "
+                f"(criterion 0.5 A, Fu et al.): {verdict}. Mean temperature {result['mean_temperature_K']:.0f} K. "
+                f"![bond deviations](checks/ethanol/ethanol_bonds.png)")
+    if name == "water":
+        result = _read_json(os.path.join(check_dir, "water_md.json"))
+        verdict = "no molecule dissociated" if result["no_dissociation"] else "a molecule dissociated: UNSTABLE"
+        return (f"{result['simulated_ps']:.0f} ps of {result['ensemble']} of the 64-molecule box (ASE, `md_check.py water`): "
+                f"{verdict} (every O kept two H within 1.3 A at every check). Mean temperature "
+                f"{result['mean_temperature_K']:.0f} K. First O-O RDF peak at {result['rdf_oo_first_peak_A']:.2f} A, height "
+                f"{result['rdf_oo_first_peak_height']:.2f} (experiment: 2.80 A, about 2.5). ![O-O RDF](checks/water/water_rdf.png)")
+    result = _read_json(os.path.join(check_dir, "si_eos.json"))
+    return (f"Diamond Si: lattice constant from a full cell relaxation (FrechetCellFilter + BFGS) "
+            f"{result['relaxed_lattice_constant_A']:.4f} A, from a Birch-Murnaghan fit of the energy-volume curve "
+            f"{result['eos_lattice_constant_A']:.4f} A, against DFT {result['dft_lattice_constant_A']:.3f} A "
+            f"({100 * result['relative_error']:+.2f} %). Bulk modulus {result['eos_bulk_modulus_GPa']:.0f} GPa "
+            f"(PBE about 89 GPa). ![E(V)](checks/si/si_eos.png)")
+
+
+def main() -> None:
+    name = sys.argv[1]
+    metadata = read_metadata(os.path.join(POTENTIALS, f"{name}.pt"))
+    run = os.path.join(HERE, "runs", name)
+    metrics = _read_json(os.path.join(run, "metrics.json"))
+    hyperparameters = ", ".join(f"{key} {value}" for key, value in sorted(metadata["hyperparameters"].items()) if key != "species")
+    size_kb = os.path.getsize(os.path.join(POTENTIALS, f"{name}.pt")) / 1024
+    text = f"""# {name}.pt
+
+**Model**: {metadata['model_family']} ({hyperparameters}), species {metadata['species']},
+{metadata['dtype']}, cutoff {metadata['cutoff']} A; {size_kb:.0f} kB. Trained with `bash potentials/training/train.sh {name}`
+(config `potentials/training/{name}.yaml`, mlff {metadata['mlff_version']}, torch {metadata['torch_version']}).
+
+**Data**: {DATA[name]}
+
+**Training budget**: {_budget(os.path.join(run, 'log.csv'))}. Best epoch {metrics['best_epoch']} of {metrics['epochs']};
+the exponential moving average of the weights is what ships.
+
+**Errors** (best EMA weights):
+
+{_errors_table(metrics)}
+
+{PUBLISHED[name]}
+
+**Check**: {_check_section(name, os.path.join(POTENTIALS, 'checks', name))}
+
+**Use**: `mlff.MLFFCalculator("potentials/{name}.pt")` in ASE, `MLPotential("mlff", modelPath="potentials/{name}.pt")`
+in OpenMM, or `mlff md` (see md_runs/). Units: Angstrom, eV, eV/A, eV/A^3.
+"""
+    with open(os.path.join(POTENTIALS, f"{name}.md"), "w") as handle:
+        handle.write(text)
+    print(f"wrote potentials/{name}.md")
+
+
+if __name__ == "__main__":
+    main()
