@@ -10,3 +10,9 @@ EV_TO_KJ_PER_MOL = 96.48533212331002
 NM_TO_ANGSTROM = 10.0
 #: 1 Angstrom in nm.
 ANGSTROM_TO_NM = 1.0 / NM_TO_ANGSTROM
+#: 1 Hartree in eV (CODATA 2018 recommended value; ``ase.units.create_units("2018")`` agrees to 1e-11).
+HARTREE_TO_EV = 27.211386245988
+#: 1 Bohr radius in Angstrom (CODATA 2018).
+BOHR_TO_ANGSTROM = 0.529177210903
+#: 1 Angstrom in Bohr.
+ANGSTROM_TO_BOHR = 1.0 / BOHR_TO_ANGSTROM

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from mlff.engines.allocator import retain_freed_memory
+from mlff.export.compiled import CompiledPotential
 from mlff.export.deployed import DeployedPotential
 from mlff.export.files import load_potential
 from mlff.neighbors import VerletNeighborList
@@ -25,14 +27,19 @@ class MLFFCalculator(Calculator):
 
     Parameters
     ----------
-    potential : str, os.PathLike, mlff.Potential or DeployedPotential
-        A deployed file (``mlff deploy``), or a potential object.
+    potential : str, os.PathLike, mlff.Potential, DeployedPotential or CompiledPotential
+        A deployed file (``mlff deploy``: .pt or .pt2), or a potential object.
     device : str
         Where to evaluate ("cpu", "cuda", ...).
     dtype : torch.dtype, optional
         Evaluate in this dtype (default: the potential's own).
     skin : float
         Verlet skin in Angstrom for reusing the neighbour list across calls (0: rebuild always).
+
+    Notes
+    -----
+    Creating one keeps freed memory in the process between steps
+    (:func:`mlff.engines.allocator.retain_freed_memory`).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -48,7 +55,7 @@ class MLFFCalculator(Calculator):
         super().__init__(**kwargs)
         if isinstance(potential, (str, os.PathLike)):
             module = load_potential(os.fspath(potential), device=device)
-        elif isinstance(potential, (DeployedPotential, torch.jit.ScriptModule)):
+        elif isinstance(potential, (DeployedPotential, CompiledPotential, torch.jit.ScriptModule)):
             module = potential
         else:
             module = DeployedPotential(potential)
@@ -63,6 +70,30 @@ class MLFFCalculator(Calculator):
         self.neighbors = VerletNeighborList(self.cutoff, skin)
         self._numbers: Optional[np.ndarray] = None
         self._numbers_tensor = torch.zeros(0, dtype=torch.long, device=self.device)
+        retain_freed_memory()
+
+    def check_state(self, atoms, tol=1e-15):
+        """What changed since the last calculation (ASE's ``system_changes``).
+
+        ASE's default compares every array with ``numpy.isclose``, which costs more than a
+        whole small-molecule MD step here; at the default ``tol`` exact equality is used instead
+        (differences below 1e-15 then count as changes, which only costs a recalculation).
+        """
+        if tol > 1e-15 or self.atoms is None:
+            return super().check_state(atoms, tol)
+        previous = self.atoms
+        changes = []
+        if not np.array_equal(previous.cell.array, atoms.cell.array):
+            changes.append("cell")
+        if not np.array_equal(previous.pbc, atoms.pbc):
+            changes.append("pbc")
+        for name in all_changes:
+            if name in ("cell", "pbc"):
+                continue
+            old, new = previous.arrays.get(name), atoms.arrays.get(name)
+            if (old is None) != (new is None) or (old is not None and not np.array_equal(old, new)):
+                changes.append(name)
+        return changes
 
     def _atomic_numbers(self, atoms) -> torch.Tensor:
         """Atomic numbers on the device, moved only when they change."""

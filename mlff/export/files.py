@@ -1,40 +1,57 @@
-"""Deployed potential files: one TorchScript archive with the metadata as an extra file.
+"""Deployed potential files: one archive with the metadata as an extra file.
 
-Loading needs ``import mlff`` (for ``torch.ops.mlff``) and nothing of the training code.
+Two kinds, told apart by content (not by name): a TorchScript file (``.pt``, any device and
+dtype) and an AOTInductor package (``.pt2``, compiled C++ for one dtype and
+device; see :mod:`mlff.export.compiled`). Loading needs ``import mlff`` (for ``torch.ops.mlff``)
+and nothing of the training code.
 """
 
 import datetime
 import hashlib
 import json
 import os
-from typing import Any, Dict, Optional
+import tempfile
+from typing import Any, Dict, Optional, Union
 
 import torch
 
 import mlff
+from mlff.export import compiled
+from mlff.export.compiled import CompiledPotential
 from mlff.export.deployed import DeployedPotential
 
 #: Version of the deployed-file layout; files with a newer version are refused.
 FORMAT_VERSION = 1
 METADATA_NAME = "mlff_metadata.json"
+#: File kinds ``deploy`` writes: TorchScript, and an AOTInductor package.
+FORMATS = ("pt", "pt2")
 
 
-def deploy(potential: torch.nn.Module, path: str, metadata: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Script ``potential`` with the neighbour list inside and write it to ``path``.
+def deploy(
+    potential: torch.nn.Module, path: str, metadata: Optional[Dict[str, Any]] = None, format: Optional[str] = None
+) -> Dict[str, Any]:
+    """Write ``potential`` with the neighbour list inside to one file at ``path``.
 
     Parameters
     ----------
     potential : mlff.Potential
     path : str
-        Output file (``.pt``).
+        Output file.
     metadata : dict, optional
         Extra JSON-safe entries (model family and hyperparameters, training data hash, test
         errors, ...), merged over the ones derived here.
+    format : {"pt", "pt2"}, optional
+        "pt": TorchScript; "pt2": AOTInductor package (CPU, the potential's dtype; a C++
+        compile of tens of seconds). Default: "pt2" if ``path`` ends in ``.pt2``, else "pt".
 
     Returns
     -------
     dict : the metadata written
     """
+    if format is None:
+        format = "pt2" if str(path).endswith(".pt2") else "pt"
+    if format not in FORMATS:
+        raise ValueError(f"deploy: format must be one of {FORMATS}, got {format!r}")
     info: Dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "mlff_version": mlff.__version__,
@@ -46,6 +63,15 @@ def deploy(potential: torch.nn.Module, path: str, metadata: Optional[Dict[str, A
         "units": {"length": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "stress": "eV/Angstrom^3"},
     }
     info.update(metadata or {})
+    if format == "pt2":
+        text = compiled.metadata_for_package(info)
+        # written beside the target, then moved: the archive's root folder is named after the file
+        with tempfile.TemporaryDirectory(prefix=".mlff-deploy-", dir=os.path.dirname(os.path.abspath(path))) as folder:
+            stem = os.path.splitext(os.path.basename(path))[0] or "potential"
+            temporary = os.path.join(folder, f"{stem}.pt2")
+            compiled.write_package(potential, temporary, text, METADATA_NAME)
+            os.replace(temporary, path)
+        return json.loads(text)
     text = json.dumps(info, sort_keys=True)
     module = torch.jit.script(DeployedPotential(potential.eval(), text))
     temporary = f"{path}.tmp-{os.getpid()}"
@@ -55,8 +81,10 @@ def deploy(potential: torch.nn.Module, path: str, metadata: Optional[Dict[str, A
 
 
 def read_metadata(path: str) -> Dict[str, Any]:
-    """Metadata of a deployed file, checked for format and version (no model is built)."""
+    """Metadata of a deployed file (.pt or .pt2), checked for format and version (no model is built)."""
     _check_file(path)
+    if compiled.is_pt2_archive(path):
+        return _parse_metadata(path, _pt2_metadata_text(path))
     extra = {METADATA_NAME: ""}
     try:
         torch.jit.load(path, map_location="cpu", _extra_files=extra)
@@ -65,13 +93,18 @@ def read_metadata(path: str) -> Dict[str, Any]:
     return _parse_metadata(path, extra[METADATA_NAME])
 
 
-def load_potential(path: str, device: str = "cpu") -> torch.jit.ScriptModule:
-    """Load a deployed potential (a scripted :class:`DeployedPotential`) onto ``device``.
+def load_potential(path: str, device: str = "cpu") -> Union[torch.jit.ScriptModule, CompiledPotential]:
+    """Load a deployed potential onto ``device``: a scripted :class:`DeployedPotential` from a
+    TorchScript file, a :class:`CompiledPotential` from a ``.pt2`` package; both are called the
+    same way.
 
     Raises FileNotFoundError for a missing file and ValueError for a corrupt, truncated or
-    foreign file, or one written by an incompatible mlff.
+    foreign file, one written by an incompatible mlff, or a package compiled for another device.
     """
     _check_file(path)
+    if compiled.is_pt2_archive(path):
+        text = _pt2_metadata_text(path)
+        return compiled.load_package(path, _parse_metadata(path, text), text, device)
     extra = {METADATA_NAME: ""}
     try:
         module = torch.jit.load(path, map_location=device, _extra_files=extra)
@@ -98,14 +131,23 @@ def _check_file(path: str) -> None:
 def _unreadable(path: str, error: Exception) -> str:
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (
-        f"{path} is not a loadable mlff potential (corrupt, truncated, or not a TorchScript file): {first_line}. "
+        f"{path} is not a loadable mlff potential (corrupt, truncated, or not a TorchScript or .pt2 file): "
+        f"{first_line}. "
         "Re-create it with `mlff deploy CHECKPOINT -o FILE`."
     )
 
 
+def _pt2_metadata_text(path: str) -> str:
+    try:
+        return compiled.read_pt2_extra_file(path, METADATA_NAME) or ""
+    except Exception as error:  # zipfile raises several kinds on damaged archives
+        raise ValueError(_unreadable(path, error)) from error
+
+
 def _parse_metadata(path: str, text: str) -> Dict[str, Any]:
     if not text:
-        raise ValueError(f"{path} is a TorchScript file but not an mlff potential (no {METADATA_NAME} inside)")
+        kind = "an AOTInductor (.pt2) package" if compiled.is_pt2_archive(path) else "a TorchScript file"
+        raise ValueError(f"{path} is {kind} but not an mlff potential (no {METADATA_NAME} inside)")
     try:
         info = json.loads(text)
     except json.JSONDecodeError as error:

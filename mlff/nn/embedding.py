@@ -29,6 +29,9 @@ class SpeciesIndex(torch.nn.Module):
         table = torch.full((MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)
         table[torch.tensor(self.species, dtype=torch.long)] = torch.arange(len(species), dtype=torch.long)
         self.register_buffer("table", table)
+        # False only where data-dependent errors cannot exist: a graph being compiled ahead of
+        # time (mlff.export.compiled), whose caller checks the input eagerly instead
+        self.validate = True
 
     @property
     def n_species(self) -> int:
@@ -36,6 +39,8 @@ class SpeciesIndex(torch.nn.Module):
 
     def forward(self, atomic_numbers: Tensor) -> Tensor:
         """(n_atoms,) int64 atomic numbers -> (n_atoms,) int64 species indices."""
+        if not self.validate:
+            return self.table[atomic_numbers]
         highest = self.table.size(0) - 1
         valid = (atomic_numbers >= 0) & (atomic_numbers <= highest)
         index = self.table[atomic_numbers.clamp(0, highest)]

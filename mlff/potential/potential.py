@@ -68,6 +68,9 @@ class Potential(torch.nn.Module):
         self.cutoff = float(model.cutoff)
         self.species = [int(z) for z in model.species]
         self.species_index = SpeciesIndex(self.species)
+        # input checks (finite positions and cell, no coincident atoms, known elements); see
+        # set_input_validation
+        self.validate_inputs = True
         dtype = _module_dtype(model)
         self.register_buffer("reference_energies", torch.zeros(len(self.species), dtype=dtype))
         self.register_buffer("scale", torch.tensor(float(scale), dtype=dtype))
@@ -85,6 +88,16 @@ class Potential(torch.nn.Module):
         for z, energy in reference_energies.items():
             values[self.species.index(int(z))] = float(energy)
         self.reference_energies.copy_(values)
+
+    @torch.jit.unused
+    def set_input_validation(self, enabled: bool) -> None:
+        """Turn the data-dependent input checks on (default) or off, in this potential and its
+        model. Off only to compile a graph ahead of time whose caller checks the input eagerly
+        (:mod:`mlff.export.compiled`): unchecked bad input gives NaN or garbage, not an error."""
+        self.validate_inputs = bool(enabled)
+        for module in self.modules():
+            if isinstance(module, SpeciesIndex):
+                module.validate = bool(enabled)
 
     @torch.jit.unused
     def set_scale_shift(self, scale: float, shift: float) -> None:
@@ -125,8 +138,9 @@ class Potential(torch.nn.Module):
         dtype = self.scale.dtype
         positions = graph.positions.to(dtype)
         cell = graph.cell.to(dtype)
-        check_finite(positions, cell)
-        check_no_coincident_atoms(positions, cell, graph.edge_index, graph.cell_shifts, graph.batch)
+        if self.validate_inputs:
+            check_finite(positions, cell)
+            check_no_coincident_atoms(positions, cell, graph.edge_index, graph.cell_shifts, graph.batch)
         species = self.species_index(graph.atomic_numbers)  # [n_atoms]
 
         create_graph = self.training or positions.requires_grad

@@ -2,7 +2,9 @@
 
 ``train(load_config("config.yaml"))`` is ``mlff train config.yaml``; the pieces (data, statistics,
 loss, EMA, metrics) are small modules here. Importing this package does not import the trainer:
-import :mod:`mlff.train.trainer` (or use :func:`train`) for that.
+import :mod:`mlff.train.trainer` (or use :func:`train`) for that. Under torchrun the same call
+trains on several processes (:mod:`mlff.train.distributed`); :mod:`mlff.train.logs` and
+:mod:`mlff.train.plots` write what a run shows (log.csv, TensorBoard, PNGs).
 """
 
 from mlff.train.checkpoint import load_checkpoint, save_checkpoint

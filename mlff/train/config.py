@@ -7,6 +7,7 @@ A config has four sections beside a few top-level settings::
     device: cpu               # cpu | cuda | cuda:N
     output_dir: run           # checkpoints, log.csv, metrics.json, potential.pt
     deploy: true              # write output_dir/potential.pt (best EMA weights) at the end
+    plots: true               # write learning-curve and parity PNGs at the end (needs matplotlib)
     model: {family: mace, cutoff: 5.0, ...}    # family + hyperparameters (see mlff.models)
     data: {train: train.xyz, ...}              # DataConfig
     training: {epochs: 100, ...}               # TrainingConfig
@@ -86,6 +87,59 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SecondStageConfig:
+    """The last part of training with another loss weighting and a constant learning rate
+    (MACE's "stage two"): typically a larger ``energy_weight`` to refine energies once forces
+    have been learnt.
+
+    Parameters
+    ----------
+    start_epoch : int, optional
+        First epoch (counted from 1, as in log.csv) trained in the second stage.
+    start_fraction : float, optional
+        Instead of ``start_epoch``: the stage starts after this fraction of ``epochs`` (epoch
+        ``floor(start_fraction * epochs) + 1``) or, with ``training.max_minutes``, once this
+        fraction of the time budget is spent, whichever comes first. Give exactly one of the two.
+    energy_weight, forces_weight, stress_weight : float, optional
+        Loss weights from then on (default: those of the first stage).
+    learning_rate : float, optional
+        Held constant from then on (default: the learning rate the schedule had reached); the
+        scheduler no longer changes it.
+
+    On entering the stage the best validation loss is forgotten (it is measured with other
+    weights), so ``best.pt`` and early stopping then consider second-stage epochs only.
+    """
+
+    start_epoch: Optional[int] = None
+    start_fraction: Optional[float] = None
+    energy_weight: Optional[float] = None
+    forces_weight: Optional[float] = None
+    stress_weight: Optional[float] = None
+    learning_rate: Optional[float] = None
+
+    def first_epoch(self, epochs: int) -> int:
+        """The epoch (from 1) at which the stage starts on the epoch count alone."""
+        if self.start_epoch is not None:
+            return self.start_epoch
+        return int(math.floor(float(self.start_fraction) * epochs)) + 1
+
+    def due(self, next_epoch: int, epochs: int, spent_minutes: float = 0.0, max_minutes: Optional[float] = None) -> bool:
+        """Whether epoch ``next_epoch`` (from 1) is trained in this stage, given the minutes spent
+        so far and the time budget (see ``start_fraction``)."""
+        if next_epoch >= self.first_epoch(epochs):
+            return True
+        return self.start_fraction is not None and max_minutes is not None and spent_minutes >= self.start_fraction * max_minutes
+
+    def weights(self, recipe: "TrainingConfig") -> Tuple[float, float, float]:
+        """(energy, forces, stress) loss weights of the stage, defaults from ``recipe``."""
+        return (
+            recipe.energy_weight if self.energy_weight is None else self.energy_weight,
+            recipe.forces_weight if self.forces_weight is None else self.forces_weight,
+            recipe.stress_weight if self.stress_weight is None else self.stress_weight,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """The optimisation recipe.
 
@@ -113,6 +167,13 @@ class TrainingConfig:
         best model and export; 0 disables it.
     early_stopping_patience : int, optional
         Stop after this many epochs without a better validation loss.
+    max_minutes : float, optional
+        Wall-clock budget of the epochs (training, validation, checkpoints; not the data setup
+        nor the final evaluation), summed over resumed runs: training stops after the epoch
+        that crosses it, then evaluates and deploys as usual. Resuming with a larger budget
+        (``training.max_minutes=...``) continues.
+    second_stage : SecondStageConfig, optional
+        Reweighted loss and constant learning rate for the last part of training.
     """
 
     epochs: int = 100
@@ -133,6 +194,24 @@ class TrainingConfig:
     gradient_clip: Optional[float] = 10.0
     ema_decay: float = 0.99
     early_stopping_patience: Optional[int] = None
+    max_minutes: Optional[float] = None
+    second_stage: Optional[SecondStageConfig] = None
+
+    def uses_energy(self) -> bool:
+        """Whether some stage puts weight on energies (then every configuration needs one)."""
+        return self._weight_anywhere(0)
+
+    def uses_forces(self) -> bool:
+        return self._weight_anywhere(1)
+
+    def uses_stress(self) -> bool:
+        return self._weight_anywhere(2)
+
+    def _weight_anywhere(self, index: int) -> bool:
+        weights = [(self.energy_weight, self.forces_weight, self.stress_weight)[index]]
+        if self.second_stage is not None:
+            weights.append(self.second_stage.weights(self)[index])
+        return max(weights) > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +231,7 @@ class Config:
     device: str = "cpu"
     output_dir: str = "run"
     deploy: bool = True
+    plots: bool = True
 
     @property
     def family(self) -> str:
@@ -240,6 +320,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str = ".", source: str = 
         device=str(raw.get("device", "cpu")),
         output_dir=_resolve(str(raw.get("output_dir", "run")), base_dir),
         deploy=_typed(raw.get("deploy", True), bool, "deploy", source),
+        plots=_typed(raw.get("plots", True), bool, "plots", source),
     )
     if config.dtype not in DTYPES:
         raise ValueError(f"{source}: dtype must be one of {list(DTYPES)}, got {config.dtype!r}")
@@ -338,6 +419,11 @@ def _training_section(raw: Any, source: str) -> TrainingConfig:
         if value is not None and kind in (int, float):
             value = _typed(value, kind, f"training.{field.name}", source)
         values[field.name] = value
+    if values["max_minutes"] is not None:
+        values["max_minutes"] = _typed(values["max_minutes"], float, "training.max_minutes", source)
+    if values["early_stopping_patience"] is not None:
+        values["early_stopping_patience"] = _typed(values["early_stopping_patience"], int, "training.early_stopping_patience", source)
+    values["second_stage"] = _second_stage_section(values["second_stage"], values["epochs"], source)
     config = TrainingConfig(**values)
     problems: List[str] = []
 
@@ -370,9 +456,44 @@ def _training_section(raw: Any, source: str) -> TrainingConfig:
         config.early_stopping_patience is None or (isinstance(config.early_stopping_patience, int) and config.early_stopping_patience >= 1),
         f"early_stopping_patience must be a positive integer or null (got {config.early_stopping_patience})",
     )
+    if config.second_stage is not None:
+        need(sum(config.second_stage.weights(config)) > 0, "second_stage: at least one of its loss weights must be positive")
+    need(
+        config.max_minutes is None or (config.max_minutes > 0 and math.isfinite(config.max_minutes)),
+        f"max_minutes must be a positive number of minutes or null (got {config.max_minutes})",
+    )
     if problems:
         raise ValueError(f"{source}: training: " + "; ".join(problems))
     return config
+
+
+def _second_stage_section(raw: Any, epochs: int, source: str) -> Optional[SecondStageConfig]:
+    if raw is None or raw is False:
+        return None
+    where = f"{source}: training.second_stage"
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where} must be a mapping such as {{start_fraction: 0.8, energy_weight: 1000.0}} or null, got {raw!r}")
+    _reject_unknown(raw, _fields(SecondStageConfig), where)
+    values: Dict[str, Any] = {}
+    for name in _fields(SecondStageConfig):
+        value = raw.get(name)
+        if value is not None:
+            value = _typed(value, int if name == "start_epoch" else float, f"training.second_stage.{name}", source)
+        values[name] = value
+    stage = SecondStageConfig(**values)
+    if (stage.start_epoch is None) == (stage.start_fraction is None):
+        raise ValueError(f"{where}: give exactly one of start_epoch or start_fraction")
+    if stage.start_epoch is not None and not 2 <= stage.start_epoch <= epochs:
+        raise ValueError(f"{where}.start_epoch must be in [2, epochs={epochs}] (got {stage.start_epoch}): epochs count from 1")
+    if stage.start_fraction is not None and not 0.0 < stage.start_fraction < 1.0:
+        raise ValueError(f"{where}.start_fraction must be in (0, 1) (got {stage.start_fraction})")
+    for name in ("energy_weight", "forces_weight", "stress_weight"):
+        value = getattr(stage, name)
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"{where}.{name} must be >= 0 (got {value})")
+    if stage.learning_rate is not None and not (stage.learning_rate > 0 and math.isfinite(stage.learning_rate)):
+        raise ValueError(f"{where}.learning_rate must be positive (got {stage.learning_rate})")
+    return stage
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -308,14 +308,37 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
 
 
 def batches(
-    samples: Sequence[Sample], batch_size: int, generator: Optional[torch.Generator] = None
+    samples: Sequence[Sample],
+    batch_size: int,
+    generator: Optional[torch.Generator] = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[Batch]:
     """Batches of ``batch_size`` samples (the last may be smaller); shuffled with ``generator``
-    when given, in order otherwise."""
-    order = torch.randperm(len(samples), generator=generator).tolist() if generator is not None else range(len(samples))
-    order = list(order)
+    when given, in order otherwise. With ``world_size > 1``, only this rank's part of the order
+    (see :func:`shard`); every rank must pass a generator in the same state."""
+    order = torch.randperm(len(samples), generator=generator).tolist() if generator is not None else list(range(len(samples)))
+    if world_size > 1:
+        order = shard(order, rank, world_size)
     for start in range(0, len(order), batch_size):
         yield collate_samples([samples[i] for i in order[start : start + batch_size]])
+
+
+def shard(order: Sequence[int], rank: int, world_size: int) -> List[int]:
+    """Rank ``rank``'s part of an epoch's sample order.
+
+    The order is padded by repeating it from its start up to a multiple of ``world_size``, then
+    rank r takes positions r, r + world_size, ...: the parts are disjoint apart from the padding
+    and of equal length, so every rank takes the same number of steps.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, {world_size})")
+    order = list(order)
+    if not order:
+        return []
+    total = -(-len(order) // world_size) * world_size
+    padded = (order * (-(-total // len(order))))[:total]
+    return padded[rank::world_size]
 
 
 def split(

@@ -2,8 +2,9 @@
 
 import os
 import zipfile
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -46,22 +47,53 @@ def deployed_predictor(module: torch.nn.Module) -> Predictor:
     return predict
 
 
-def evaluate(predict: Predictor, samples: Sequence[Sample], batch_size: int = 16) -> Dict[str, float]:
-    """MAE and RMSE (eV units) of ``predict`` on ``samples``; see :mod:`mlff.train.metrics`."""
-    accumulator = ErrorAccumulator()
+#: quantity -> (reference, predicted), flat arrays in eV units (see :func:`predictions`)
+Values = Dict[str, Tuple[np.ndarray, np.ndarray]]
+
+
+def predictions(predict: Predictor, samples: Sequence[Sample], batch_size: int = 16) -> Values:
+    """Reference and predicted values of ``predict`` on the labelled ``samples``.
+
+    Returns
+    -------
+    dict
+        ``"energy"`` (eV per configuration), ``"energy_per_atom"`` (eV/atom), ``"forces"``
+        (force components, eV/Angstrom) and, when some sample has a stress, ``"stress"``
+        (components, eV/Angstrom^3); each ``(reference, predicted)``, flat, labelled entries only.
+    """
+    parts: Dict[str, Tuple[List[np.ndarray], List[np.ndarray]]] = {}
+
+    def add(name: str, reference: Tensor, predicted: Tensor) -> None:
+        references, predicted_values = parts.setdefault(name, ([], []))
+        references.append(reference.reshape(-1).numpy())
+        predicted_values.append(predicted.reshape(-1).numpy())
+
     compute_stress = any(s.stress is not None for s in samples)
     for batch in batches(samples, batch_size):
         out = predict(batch, compute_stress)
         energy = out["energy"].cpu().to(batch.energy.dtype)
         labelled = batch.energy_mask.bool()
-        accumulator.add("energy", (energy - batch.energy)[labelled].numpy())
-        accumulator.add("energy_per_atom", ((energy - batch.energy) / batch.n_atoms)[labelled].numpy())
+        add("energy", batch.energy[labelled], energy[labelled])
+        add("energy_per_atom", (batch.energy / batch.n_atoms)[labelled], (energy / batch.n_atoms)[labelled])
         has_forces = batch.forces_mask.bool()
-        accumulator.add("forces", (out["forces"].cpu().to(batch.forces.dtype) - batch.forces)[has_forces].numpy())
+        add("forces", batch.forces[has_forces], out["forces"].cpu().to(batch.forces.dtype)[has_forces])
         if compute_stress:
             has_stress = batch.stress_mask.bool()
-            accumulator.add("stress", (out["stress"].cpu().to(batch.stress.dtype) - batch.stress)[has_stress].numpy())
+            add("stress", batch.stress[has_stress], out["stress"].cpu().to(batch.stress.dtype)[has_stress])
+    return {name: (np.concatenate(reference), np.concatenate(predicted)) for name, (reference, predicted) in parts.items()}
+
+
+def metrics(values: Values) -> Dict[str, float]:
+    """MAE and RMSE (eV units) of :func:`predictions`; see :mod:`mlff.train.metrics`."""
+    accumulator = ErrorAccumulator()
+    for name, (reference, predicted) in values.items():
+        accumulator.add(name, predicted - reference)
     return accumulator.result()
+
+
+def evaluate(predict: Predictor, samples: Sequence[Sample], batch_size: int = 16) -> Dict[str, float]:
+    """MAE and RMSE (eV units) of ``predict`` on ``samples``; see :mod:`mlff.train.metrics`."""
+    return metrics(predictions(predict, samples, batch_size))
 
 
 def load_predictor(path: str, device: str = "cpu"):

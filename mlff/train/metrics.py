@@ -28,6 +28,10 @@ class ErrorAccumulator:
     def add(self, name: str, error: np.ndarray) -> None:
         self._errors[name].append(np.abs(np.asarray(error, dtype=float)).reshape(-1))
 
+    def errors(self) -> Dict[str, np.ndarray]:
+        """The absolute errors collected so far, one flat array per labelled quantity."""
+        return {name: np.concatenate(chunks) for name, chunks in self._errors.items() if chunks}
+
     def result(self) -> Dict[str, float]:
         """``{"<quantity>_mae": ..., "<quantity>_rmse": ...}`` for labelled quantities (eV units)."""
         out: Dict[str, float] = {}
@@ -38,6 +42,14 @@ class ErrorAccumulator:
                     out[f"{name}_mae"] = float(np.mean(errors))
                     out[f"{name}_rmse"] = float(np.sqrt(np.mean(errors**2)))
         return out
+
+
+def errors_result(errors: Mapping[str, np.ndarray]) -> Dict[str, float]:
+    """MAE and RMSE of absolute errors given per quantity (as :meth:`ErrorAccumulator.errors`)."""
+    accumulator = ErrorAccumulator()
+    for name, values in errors.items():
+        accumulator.add(name, values)
+    return accumulator.result()
 
 
 def format_table(results: Mapping[str, Optional[Mapping[str, float]]]) -> str:

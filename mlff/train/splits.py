@@ -7,7 +7,10 @@ set lacks (a model cannot learn an element it never sees).
 """
 
 import dataclasses
+import hashlib
 from typing import List, Optional, Sequence
+
+import numpy as np
 
 from mlff.train.config import Config
 from mlff.train.dataset import Configuration, LabelKeys, Requirements, read_configurations, species_of, split
@@ -24,6 +27,22 @@ class Splits:
     species: List[int]
 
 
+def fingerprint(configurations: Sequence[Configuration]) -> str:
+    """SHA-256 of the configurations' content (numbers, positions, cell, pbc, labels, weights).
+
+    Independent of file format and names: the same data in another file gives the same hash.
+    """
+    digest = hashlib.sha256()
+    for configuration in configurations:
+        atoms = configuration.atoms
+        for array in (atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        for label in (configuration.energy, configuration.forces, configuration.stress):
+            digest.update(b"-" if label is None else np.ascontiguousarray(label, dtype=np.float64).tobytes())
+        digest.update(np.float64(configuration.weight).tobytes())
+    return digest.hexdigest()
+
+
 def label_keys(config: Config) -> LabelKeys:
     data = config.data
     return LabelKeys(data.energy_key, data.forces_key, data.stress_key, data.virial_key, data.config_type_key)
@@ -38,7 +57,7 @@ def load_splits(config: Config, model_species: Optional[Sequence[int]] = None) -
         Species the model is built for, when the config gives them; all data must be within.
     """
     data, training = config.data, config.training
-    requirements = Requirements(energy=training.energy_weight > 0, forces=training.forces_weight > 0)
+    requirements = Requirements(energy=training.uses_energy(), forces=training.uses_forces())
 
     def read(paths: Sequence[str]) -> List[Configuration]:
         return read_configurations(
@@ -75,6 +94,6 @@ def load_splits(config: Config, model_species: Optional[Sequence[int]] = None) -
         if outside:
             raise ValueError(f"model.species {list(model_species)} lacks species {outside} found in the data")
         species = sorted(int(z) for z in model_species)
-    if training.stress_weight > 0 and not any(c.stress is not None for c in pool):
-        raise ValueError(f"training.stress_weight > 0 but no training configuration has a stress {data.stress_key!r}")
+    if training.uses_stress() and not any(c.stress is not None for c in pool):
+        raise ValueError(f"training.stress_weight (or second_stage.stress_weight) > 0 but no training configuration has a stress {data.stress_key!r}")
     return Splits(train=pool, validation=validation, test=test, species=species)

@@ -1,4 +1,4 @@
-"""The training loop: a config in, checkpoints, a log and a deployed potential out.
+"""The training loop: a config in, checkpoints, logs, plots and a deployed potential out.
 
 :func:`train` does, in order:
 
@@ -7,20 +7,25 @@
 3. set E0, the energy scale and the average number of neighbours from the training set
    (:mod:`mlff.train.statistics`) and build the model;
 4. optimise with AdamW under the configured schedule, gradient clipping and an exponential
-   moving average (EMA) of the weights; validate the EMA weights every epoch;
+   moving average (EMA) of the weights; validate the EMA weights every epoch; optionally
+   switch to a second stage (reweighted loss, constant learning rate) for the last epochs;
 5. write ``last.pt`` every epoch and ``best.pt`` on a better validation loss (atomically: a
-   killed run leaves the previous checkpoint intact), and ``log.csv``;
-6. at the end, report MAE/RMSE of the best weights on validation and test (``metrics.json``)
-   and deploy them to ``potential.pt``.
+   killed run leaves the previous checkpoint intact), ``log.csv`` and TensorBoard events
+   (:mod:`mlff.train.logs`); stop early at ``epochs``, on early stopping or once
+   ``max_minutes`` of epochs are spent;
+6. at the end, report MAE/RMSE of the best weights on validation and test (``metrics.json``),
+   draw ``learning_curves.png`` and ``parity_<split>.png`` (:mod:`mlff.train.plots`) and
+   deploy the best weights to ``potential.pt``.
 
 ``resume=True`` continues from ``last.pt`` exactly: weights, EMA, optimiser, scheduler, the
-data-order generator, torch's random state, the epoch and the early-stopping counters are all
-in the checkpoint. Extension points: multi-process training would shard ``batches`` and
-wrap ``potential`` (rank 0 alone calling :func:`_write_epoch`); further loggers (TensorBoard)
-would consume the ``history`` rows that :func:`_write_csv` writes.
+data-order generator, torch's random state, the epoch, the early-stopping counters, the time
+spent and the stage are all in the checkpoint.
+
+Under torchrun every process runs this function (:mod:`mlff.train.distributed`): the training
+batches of each epoch are sharded across ranks, DistributedDataParallel averages gradients,
+validation sums are reduced, and rank 0 alone writes files and prints.
 """
 
-import csv
 import json
 import math
 import os
@@ -33,15 +38,17 @@ import torch
 from mlff.models.config import make_config
 from mlff.models.registry import build, config_class
 from mlff.potential import Potential
+from mlff.train import distributed, plots
 from mlff.train.checkpoint import load_checkpoint, save_checkpoint
 from mlff.train.config import Config, to_plain
 from mlff.train.dataset import Sample, batches, build_samples
 from mlff.train.ema import ExponentialMovingAverage
-from mlff.train.evaluate import evaluate, potential_predictor
+from mlff.train.evaluate import metrics, potential_predictor, predictions
+from mlff.train.logs import open_tensorboard, write_csv
 from mlff.train.loss import WeightedLoss
-from mlff.train.metrics import ErrorAccumulator, format_table
+from mlff.train.metrics import ErrorAccumulator, errors_result, format_table
 from mlff.train.progress import ProgressLine
-from mlff.train.splits import load_splits
+from mlff.train.splits import fingerprint, load_splits
 from mlff.train.statistics import average_num_neighbors, energy_scale, reference_energies
 
 LAST = "last.pt"
@@ -49,15 +56,31 @@ BEST = "best.pt"
 LOG = "log.csv"
 METRICS = "metrics.json"
 DEPLOYED = "potential.pt"
+LEARNING_CURVES = "learning_curves.png"
+PARITY = "parity_{split}.png"
 
 
 def train(config: Config, resume: bool = False, stream: Optional[TextIO] = None) -> Dict[str, Any]:
     """Train as ``config`` says; returns ``{"validation": metrics, "test": metrics, ...}``.
 
     Metrics are MAE/RMSE in eV units of the best (EMA) weights. Raises ValueError or
-    FileNotFoundError for bad configs, data or a missing checkpoint on ``resume``.
+    FileNotFoundError for bad configs, data or a missing checkpoint on ``resume``. Started by
+    torchrun, joins the other processes (see :mod:`mlff.train.distributed`); every rank
+    returns the same results.
     """
-    stream = stream if stream is not None else sys.stdout
+    context, device = distributed.setup(config.device)
+    quiet = None if context.is_main else open(os.devnull, "w")
+    try:
+        stream = quiet if quiet is not None else (stream if stream is not None else sys.stdout)
+        results = _train(config, resume, stream, context, device)
+    finally:
+        if quiet is not None:
+            quiet.close()
+    distributed.shutdown(context)
+    return results
+
+
+def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Context, device: torch.device) -> Dict[str, Any]:
     output = config.output_dir
     last_path = os.path.join(output, LAST)
     checkpoint_state: Optional[Dict[str, Any]] = None
@@ -72,9 +95,11 @@ def train(config: Config, resume: bool = False, stream: Optional[TextIO] = None)
     given_species = hyperparameters.get("species")
     splits = load_splits(config, given_species)
     dtype = getattr(torch, config.dtype)
-    device = torch.device(config.device)
     cutoff = make_config(config_class(config.family), hyperparameters).cutoff
     _say(stream, f"data: {len(splits.train)} training, {len(splits.validation)} validation, {len(splits.test)} test configurations; species {splits.species}")
+    if context.distributed:
+        backend = "NCCL" if device.type == "cuda" else "gloo"
+        _say(stream, f"processes: {context.world_size} ({backend}), each training on 1/{context.world_size} of every epoch, in batches of {config.training.batch_size}")
 
     started = time.perf_counter()
     train_samples = build_samples(splits.train, cutoff, dtype)
@@ -102,26 +127,54 @@ def train(config: Config, resume: bool = False, stream: Optional[TextIO] = None)
     torch.manual_seed(config.seed)
     potential = Potential(build(config.family, **model_settings), e0, scale=scale).to(dtype).to(device)
     shadow = Potential(build(config.family, **model_settings)).to(dtype).to(device)
-    trainer = _Trainer(config, potential, shadow, train_samples, validation_samples, stream)
+    trainer = _Trainer(config, potential, shadow, train_samples, validation_samples, stream, context, device)
+    trainer.training_data_sha256 = fingerprint(splits.train)
     if checkpoint_state is not None:
         trainer.restore(checkpoint_state)
         _say(stream, f"resumed from {last_path} after epoch {trainer.epoch}")
-    trainer.run()
-    return trainer.finish(test_samples)
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
+    outcome: Any = None
+    if context.is_main:
+        try:
+            outcome = trainer.finish(test_samples)
+        except Exception as error:  # the other ranks wait for rank 0's results: tell them
+            if not context.distributed:
+                raise
+            outcome = error
+    outcome = distributed.from_main(context, outcome)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 class _Trainer:
     """State of one training run; see :func:`train`."""
 
-    def __init__(self, config: Config, potential: Potential, shadow: Potential, train_samples: List[Sample], validation_samples: List[Sample], stream: TextIO):
+    def __init__(
+        self,
+        config: Config,
+        potential: Potential,
+        shadow: Potential,
+        train_samples: List[Sample],
+        validation_samples: List[Sample],
+        stream: TextIO,
+        context: distributed.Context = distributed.Context(),
+        device: Optional[torch.device] = None,
+    ):
         recipe = config.training
         self.config = config
+        self.training_data_sha256: Optional[str] = None  # set by train(): content hash of the training set
         self.recipe = recipe
         self.potential = potential
         self.train_samples = train_samples
         self.validation_samples = validation_samples
         self.stream = stream
-        self.device = torch.device(config.device)
+        self.context = context
+        self.device = device if device is not None else torch.device(config.device)
+        self.step = distributed.wrap(_Step(potential), context, self.device)
         self.loss = WeightedLoss(recipe.energy_weight, recipe.forces_weight, recipe.stress_weight, recipe.loss, recipe.huber_delta)
         self.optimizer = torch.optim.AdamW(potential.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
         self.scheduler = _scheduler(self.optimizer, recipe)
@@ -131,8 +184,12 @@ class _Trainer:
         self.best_loss = math.inf
         self.best_epoch = 0
         self.stale_epochs = 0
+        self.elapsed = 0.0  # seconds spent in epochs, over all resumed runs (for max_minutes)
+        self.second_stage_epoch: Optional[int] = None  # first epoch of the second stage, once started
         self.history: List[Dict[str, float]] = []
-        os.makedirs(config.output_dir, exist_ok=True)
+        self.tensorboard = None
+        if context.is_main:
+            os.makedirs(config.output_dir, exist_ok=True)
 
     # --- checkpoint state --------------------------------------------------------------------
 
@@ -147,6 +204,8 @@ class _Trainer:
             "best_loss": self.best_loss,
             "best_epoch": self.best_epoch,
             "stale_epochs": self.stale_epochs,
+            "elapsed_seconds": self.elapsed,
+            "second_stage_epoch": self.second_stage_epoch,
             "history": self.history,
         }
 
@@ -164,24 +223,48 @@ class _Trainer:
         self.best_epoch = int(state["best_epoch"])
         self.stale_epochs = int(state["stale_epochs"])
         self.history = list(state["history"])
+        # checkpoints of earlier versions lack these: their epochs' seconds are in the history
+        self.elapsed = float(state.get("elapsed_seconds", sum(row.get("seconds", 0.0) for row in self.history)))
+        stage_epoch = state.get("second_stage_epoch")
+        if stage_epoch is not None:
+            if self.recipe.second_stage is None:
+                raise ValueError(
+                    f"--resume: the checkpoint is in the second stage (since epoch {stage_epoch}) but the config has no "
+                    "training.second_stage: restore that section to continue"
+                )
+            self.second_stage_epoch = int(stage_epoch)
+            self._second_stage_loss()  # the learning rate is in the optimiser's state
 
     def _save(self, path: str) -> None:
-        metadata = {"epoch": self.epoch, "best_epoch": self.best_epoch, "best_validation_loss": self.best_loss}
+        metadata = {
+            "epoch": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_validation_loss": self.best_loss,
+            "training_data_sha256": self.training_data_sha256,
+        }
         save_checkpoint(self.ema.module, path, metadata, training_state=self.state(), train_config=to_plain(self.config))
 
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
         recipe = self.recipe
+        if self.context.is_main:
+            self.tensorboard = open_tensorboard(self.config.output_dir, first_epoch=self.epoch + 1)
+        if recipe.max_minutes is not None:
+            _say(self.stream, f"time budget: {recipe.max_minutes:g} min of epochs ({self.elapsed / 60:.2f} spent)")
         while self.epoch < recipe.epochs:
             if recipe.early_stopping_patience is not None and self.stale_epochs >= recipe.early_stopping_patience:
                 _say(self.stream, f"early stop: no better validation loss for {self.stale_epochs} epochs")
                 break
+            if self._out_of_time():
+                break
+            if self.second_stage_epoch is None and self._second_stage_due():
+                self._enter_second_stage()
             started = time.perf_counter()
             train_parts = self._train_epoch()
             validation_loss, validation_metrics = self._validate()
             monitored = validation_loss if self.validation_samples else train_parts["loss"]
-            if self.scheduler is not None:
+            if self.scheduler is not None and self.second_stage_epoch is None:
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     self.scheduler.step(monitored)
                 else:
@@ -198,29 +281,78 @@ class _Trainer:
                 **{f"train_{key}": value for key, value in train_parts.items()},
                 "validation_loss": validation_loss,
                 **{f"validation_{key}": value for key, value in validation_metrics.items()},
-                "seconds": time.perf_counter() - started,
             }
-            self.history.append(row)
-            # log, best, then last: a kill in between only repeats this epoch on resume (which
-            # rewrites the log from the checkpoint's history)
-            _write_csv(os.path.join(self.config.output_dir, LOG), self.history)
-            if improved:
-                self._save(os.path.join(self.config.output_dir, BEST))
-            self._save(os.path.join(self.config.output_dir, LAST))
-            _say(self.stream, _summary(row, recipe.epochs, improved))
+            if recipe.second_stage is not None:
+                row["stage"] = 1 if self.second_stage_epoch is None else 2
+            if self.context.is_main:
+                # log, best, then last: a kill in between only repeats this epoch on resume (which
+                # rewrites the log from the checkpoint's history)
+                row["seconds"] = time.perf_counter() - started
+                self.history.append(row)
+                write_csv(os.path.join(self.config.output_dir, LOG), self.history)
+                if self.tensorboard is not None:
+                    self.tensorboard.write(row)
+                if improved:
+                    self._save(os.path.join(self.config.output_dir, BEST))
+            # every rank counts rank 0's time, so that all stop after the same epoch
+            seconds = distributed.from_main(self.context, time.perf_counter() - started)
+            self.elapsed += seconds
+            if self.context.is_main:
+                self._save(os.path.join(self.config.output_dir, LAST))
+            else:
+                self.history.append(dict(row, seconds=seconds))
+            _say(self.stream, _summary(self.history[-1], recipe.epochs, improved))
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
+
+    def _out_of_time(self) -> bool:
+        budget = self.recipe.max_minutes
+        if budget is None or self.elapsed < 60.0 * budget:
+            return False
+        _say(self.stream, f"time budget: {self.elapsed / 60:.2f} of training.max_minutes={budget:g} spent after epoch {self.epoch}")
+        return True
+
+    def _second_stage_due(self) -> bool:
+        stage, recipe = self.recipe.second_stage, self.recipe
+        return stage is not None and stage.due(self.epoch + 1, recipe.epochs, self.elapsed / 60.0, recipe.max_minutes)
+
+    def _second_stage_loss(self) -> None:
+        recipe = self.recipe
+        energy, forces, stress = recipe.second_stage.weights(recipe)
+        self.loss = WeightedLoss(energy, forces, stress, recipe.loss, recipe.huber_delta)
+
+    def _enter_second_stage(self) -> None:
+        stage = self.recipe.second_stage
+        self.second_stage_epoch = self.epoch + 1
+        self._second_stage_loss()
+        if stage.learning_rate is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = stage.learning_rate
+        # the validation loss now weighs errors differently: compare second-stage epochs only
+        self.best_loss, self.stale_epochs = math.inf, 0
+        loss = self.loss
+        _say(
+            self.stream,
+            f"second stage from epoch {self.second_stage_epoch}: loss weights energy {loss.energy_weight:g}, "
+            f"forces {loss.forces_weight:g}, stress {loss.stress_weight:g}; learning rate {self.optimizer.param_groups[0]['lr']:.2e} (constant)",
+        )
 
     def _train_epoch(self) -> Dict[str, float]:
+        context = self.context
         self.potential.train()
         totals: Dict[str, float] = {}
-        n_batches = math.ceil(len(self.train_samples) / self.recipe.batch_size)
-        progress = ProgressLine(f"epoch {self.epoch + 1}/{self.recipe.epochs}", n_batches)
+        n_local = -(-len(self.train_samples) // context.world_size)  # this rank's samples (see dataset.shard)
+        n_batches = math.ceil(n_local / self.recipe.batch_size)
+        progress = ProgressLine(f"epoch {self.epoch + 1}/{self.recipe.epochs}", n_batches, stream=None if context.is_main else self.stream)
         count = 0
-        for batch in batches(self.train_samples, self.recipe.batch_size, self.generator):
+        for batch in batches(self.train_samples, self.recipe.batch_size, self.generator, context.rank, context.world_size):
             batch = batch.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            predicted = self.potential(batch.graph, self.loss.needs_forces, self.loss.needs_stress)
-            parts = self.loss(predicted, batch)
-            parts["total"].backward()
+            parts = self.step(batch, self.loss)
+            parts["total"].backward()  # DistributedDataParallel averages the gradients over ranks here
             if self.recipe.gradient_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.potential.parameters(), self.recipe.gradient_clip)
             self.optimizer.step()
@@ -231,15 +363,19 @@ class _Trainer:
             progress.update(count, {key: totals[key] / count for key in ("total", "energy", "forces")})
         progress.close()
         self.potential.eval()
-        n = max(count, 1)
-        return {("loss" if key == "total" else f"loss_{key}"): value / n for key, value in totals.items()}
+        keys = sorted(totals)
+        summed = distributed.sum_over_ranks(context, [totals[key] for key in keys] + [count], self.device)
+        n = max(summed[-1], 1)
+        return {("loss" if key == "total" else f"loss_{key}"): value / n for key, value in zip(keys, summed)}
 
     def _validate(self):
         if not self.validation_samples:
             return math.nan, {}
+        context = self.context
         accumulator = ErrorAccumulator()
         total, count = 0.0, 0
-        for batch in batches(self.validation_samples, self.recipe.eval_batch_size):
+        shard = self.validation_samples[context.rank :: context.world_size]
+        for batch in batches(shard, self.recipe.eval_batch_size):
             batch = batch.to(self.device)
             predicted = self.ema.module(batch.graph, self.loss.needs_forces, self.loss.needs_stress)
             parts = self.loss({k: v.detach() for k, v in predicted.items()}, batch)
@@ -248,10 +384,11 @@ class _Trainer:
             accumulator.add("energy_per_atom", ((predicted["energy"].detach() - batch.energy) / batch.n_atoms)[batch.energy_mask.bool()].cpu().numpy())
             if "forces" in predicted:
                 accumulator.add("forces", (predicted["forces"].detach() - batch.forces)[batch.forces_mask.bool()].cpu().numpy())
-        return total / count, accumulator.result()
+        total, count = distributed.sum_over_ranks(context, [total, count], self.device)
+        return total / count, errors_result(distributed.gather_arrays(context, accumulator.errors()))
 
     def finish(self, test_samples: Sequence[Sample]) -> Dict[str, Any]:
-        """Evaluate the best weights on validation and test; write metrics.json and potential.pt."""
+        """Evaluate the best weights on validation and test; write metrics.json, the plots and potential.pt."""
         output = self.config.output_dir
         best_path = os.path.join(output, BEST)
         if not os.path.isfile(best_path):  # e.g. every epoch diverged to NaN
@@ -260,23 +397,59 @@ class _Trainer:
         best.to(self.device)
         predict = potential_predictor(best, self.device)
         batch_size = self.recipe.eval_batch_size
+        values = {
+            split: predictions(predict, samples, batch_size)
+            for split, samples in (("validation", self.validation_samples), ("test", test_samples))
+            if samples
+        }
         results: Dict[str, Any] = {
-            "validation": evaluate(predict, self.validation_samples, batch_size) if self.validation_samples else None,
-            "test": evaluate(predict, test_samples, batch_size) if test_samples else None,
+            "validation": metrics(values["validation"]) if "validation" in values else None,
+            "test": metrics(values["test"]) if "test" in values else None,
             "best_epoch": self.best_epoch,
             "epochs": self.epoch,
+            "training_minutes": self.elapsed / 60.0,
         }
         with open(os.path.join(output, METRICS), "w") as handle:
             json.dump(results, handle, indent=2)
         _say(self.stream, f"best epoch {self.best_epoch}; errors of its EMA weights (meV units):")
         _say(self.stream, format_table({"validation": results["validation"], "test": results["test"]}))
+        if self.config.plots:
+            figures = {"learning curves": plots.write_learning_curves(self.history, os.path.join(output, LEARNING_CURVES))}
+            for split, split_values in values.items():
+                title = f"{split} set, best epoch {self.best_epoch}"
+                figures[split] = plots.write_parity(split_values, os.path.join(output, PARITY.format(split=split)), title)
+            _say(self.stream, plots.describe(figures))
         if self.config.deploy:
             from mlff.export import deploy
 
-            metadata = {"model_family": state["family"], "hyperparameters": state["config"], "test_errors": results["test"]}
+            metadata = {
+                "model_family": state["family"],
+                "hyperparameters": state["config"],
+                "test_errors": results["test"],
+                "validation_errors": results["validation"],
+                "training_data_sha256": self.training_data_sha256,
+                "training_files": list(self.config.data.train),
+            }
             deploy(best.cpu(), os.path.join(output, DEPLOYED), metadata)
             _say(self.stream, f"deployed the best weights to {os.path.join(output, DEPLOYED)}")
         return results
+
+
+class _Step(torch.nn.Module):
+    """A training step's forward: the loss parts of a batch (see :class:`WeightedLoss`).
+
+    DistributedDataParallel wraps this rather than the potential, so that it sees which
+    parameters the loss reaches (with ``energy_weight`` 0, for instance, a per-species energy
+    shift gets no gradient) and does not wait for their gradients.
+    """
+
+    def __init__(self, potential: Potential):
+        super().__init__()
+        self.potential = potential
+
+    def forward(self, batch, loss: WeightedLoss) -> Dict[str, torch.Tensor]:
+        predicted = self.potential(batch.graph, loss.needs_forces, loss.needs_stress)
+        return loss(predicted, batch)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -307,19 +480,6 @@ def _field_names(family: str) -> List[str]:
     import dataclasses
 
     return [field.name for field in dataclasses.fields(config_class(family))]
-
-
-def _write_csv(path: str, history: Sequence[Dict[str, float]]) -> None:
-    """The whole history, rewritten atomically (so a resumed run's log matches its checkpoint)."""
-    columns: List[str] = []
-    for row in history:
-        columns.extend(key for key in row if key not in columns)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(temporary, path)
 
 
 def _summary(row: Dict[str, float], epochs: int, improved: bool) -> str:

@@ -124,3 +124,42 @@ def test_unknown_element_and_float32(potential, tmp_path):
     reference.calc = mlff.MLFFCalculator(path)
     assert molecule.calc.dtype == torch.float32
     assert molecule.get_potential_energy() == pytest.approx(reference.get_potential_energy(), rel=1e-5)
+
+
+def test_check_state_reports_what_ase_reports(potential):
+    """The exact-comparison check_state agrees with ASE's compare_atoms on every kind of change,
+    and an unchanged structure is not recalculated."""
+    from ase.calculators.calculator import compare_atoms
+
+    atoms = silicon(5)
+    calculator = mlff.MLFFCalculator(potential)
+    atoms.calc = calculator
+    atoms.get_forces()
+    assert calculator.check_state(atoms) == []
+    changes = {
+        "positions": lambda a: a.positions.__setitem__((3, 1), a.positions[3, 1] + 1e-9),
+        "numbers": lambda a: a.numbers.__setitem__(0, 6),
+        "cell": lambda a: a.set_cell(a.cell.array * 1.001),
+        "pbc": lambda a: a.set_pbc([True, True, False]),
+        "initial_charges": lambda a: a.set_initial_charges(np.arange(len(a), dtype=float)),
+        "initial_magmoms": lambda a: a.set_initial_magnetic_moments(np.ones(len(a))),
+    }
+    for name, change in changes.items():
+        changed = atoms.copy()
+        change(changed)
+        assert calculator.check_state(changed) == [name]
+        assert sorted(calculator.check_state(changed)) == sorted(compare_atoms(calculator.atoms, changed))
+    # a looser tolerance goes through ASE's own comparison
+    nudged = atoms.copy()
+    nudged.positions[0, 0] += 1e-9
+    assert calculator.check_state(nudged, tol=1e-6) == []
+
+    calls = []
+    original = calculator.calculate
+    calculator.calculate = lambda *args, **kwargs: (calls.append(1), original(*args, **kwargs))
+    forces = atoms.get_forces()
+    atoms.get_potential_energy()
+    assert calls == [], "an unchanged structure must not be recalculated"
+    atoms.positions[0, 0] += 1e-3
+    assert not np.array_equal(atoms.get_forces(), forces)
+    assert calls == [1]

@@ -185,6 +185,20 @@ def test_backends_agree_on_a_periodic_water_box(path64):
         assert_matches(energy / EV_TO_KJ_PER_MOL, forces / FORCE_UNIT, reference, 1e-8)
 
 
+def test_python_force_reads_positions_of_states_of_any_size(path64):
+    """PythonForceCompute reads a State's positions into a reused buffer: the same numbers as
+    OpenMM's public getPositions, also when the next State has another number of particles."""
+    with open(path64, "rb") as handle:
+        data = handle.read()
+    compute = PythonForceCompute(data, [1, 6, 8], periodic=False)
+    for atoms in (ethanol(), molecule("H2O"), ethanol()):
+        topology = topology_of(atoms)
+        context = context_for(system_with(topology, create_force(topology, path64)), atoms)
+        state = context.getState(getPositions=True)
+        expected = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        np.testing.assert_array_equal(compute._positions_nm(state), expected)
+
+
 # ----------------------------------------------------------------------------- dynamics
 
 

@@ -84,3 +84,28 @@ def test_very_close_atoms_are_finite(family):
     atoms = ase.Atoms("HH", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 1e-4]])
     result = testing.predict(potential, atoms, compute_stress=False)
     assert np.isfinite(result["energy"]) and np.isfinite(result["forces"]).all()
+
+
+def test_validation_can_be_switched_off_only_explicitly():
+    """The switch that ahead-of-time compilation uses: off, bad input is not an error (the
+    caller must check); back on, it is again."""
+    potential = make_potential("schnet", torch.float64)
+    graph = from_atoms(water(), TEST_CUTOFF)
+    with torch.no_grad():
+        graph.positions[0, 0] = float("nan")  # after the neighbour list, which checks too
+    with pytest.raises(ValueError, match="NaN"):
+        potential(graph)
+    potential.set_input_validation(False)
+    assert all(not m.validate for m in potential.modules() if hasattr(m, "validate"))
+    assert not torch.isfinite(potential(graph)["energy"]).all()
+    potential.set_input_validation(True)
+    with expect_error("scripted", "NaN"):
+        torch.jit.script(potential)(graph)
+
+
+def test_species_index_without_validation_marks_unknown_elements():
+    from mlff.nn.embedding import SpeciesIndex
+
+    index = SpeciesIndex([1, 8])
+    index.validate = False
+    assert index(torch.tensor([8, 1, 79])).tolist() == [1, 0, -1]

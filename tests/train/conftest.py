@@ -63,6 +63,7 @@ def base_settings(data_dir: str, output_dir: str, **training: Any) -> Dict[str, 
         "dtype": "float64",
         "output_dir": output_dir,
         "deploy": False,
+        "plots": False,  # drawing takes seconds: tests/train/test_outputs.py checks the plots
         "model": dict(TINY_MODEL),
         "data": {"train": [os.path.join(data_dir, "train.xyz")], "test": [os.path.join(data_dir, "test.xyz")], "validation_count": 4},
         "training": recipe,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 
@@ -27,8 +28,24 @@ def test_example_config_validates_and_trains_one_epoch(family, data_dir, tmp_pat
         "training.epochs=1",
         "training.batch_size=12",
         "deploy=false",
+        "plots=false",
     ]
     config = load_config(path, overrides)
     assert config.family == family
     results = train(config)
     assert results["epochs"] == 1 and results["validation"]["forces_mae"] > 0
+
+
+@pytest.mark.parametrize("family", available())
+def test_commented_second_stage_is_valid_when_uncommented(family, data_dir, tmp_path):
+    with open(os.path.join(CONFIGS, f"{family}.yaml")) as handle:
+        text = handle.read()
+    assert "  # second_stage:" in text and "max_minutes:" in text
+    text = re.sub(r"^  # (second_stage:.*)$", r"  \1", text, flags=re.M)
+    text = re.sub(r"^  #   (\w+:.*)$", r"    \1", text, flags=re.M)
+    path = tmp_path / "uncommented.yaml"
+    path.write_text(text)
+    config = load_config(str(path), [f"data.train={os.path.join(data_dir, 'train.xyz')}"])
+    stage = config.training.second_stage
+    assert stage is not None and stage.start_fraction == 0.8 and stage.learning_rate == 0.001
+    assert config.plots and config.training.max_minutes is None
