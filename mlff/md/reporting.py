@@ -99,9 +99,13 @@ def plot(log: EnergyLog, path: str, ensemble: str, n_atoms: int) -> None:
     time_ps = log.column("time_ps")
     extra = {"nve": "drift", "npt": "volume"}.get(ensemble)
     figure, axes = plt.subplots(3 if extra else 2, 1, sharex=True, figsize=(7, 8 if extra else 6))
+    # absolute potential energies (thousands of eV) would flatten every curve: show changes,
+    # with the kinetic energy as is and potential and total relative to the first total energy
+    reference = log.column("total_energy_eV")[0]
     for label in ("potential", "kinetic", "total"):
-        axes[0].plot(time_ps, log.column(f"{label}_energy_eV"), label=label)
-    axes[0].set_ylabel("energy (eV)")
+        values = log.column(f"{label}_energy_eV")
+        axes[0].plot(time_ps, values if label == "kinetic" else [e - reference for e in values], label=label)
+    axes[0].set_ylabel(f"energy (eV)\nrelative to E_total(0) = {reference:.6g} eV")
     axes[0].legend()
     axes[1].plot(time_ps, log.column("temperature_K"))
     axes[1].set_ylabel("temperature (K)")
