@@ -597,7 +597,7 @@ def print_md_table(runs: List[Dict[str, object]]) -> None:
             f"{1e3 * run['superset_s']:>11.1f} {run['superset_speedup']:>6.1f}x"
         )
     print(
-        "  verlet: exact=True, exactly the pairs within the cutoff every step (the floor is measured on this);\n"
+        "  verlet: exact=True, exactly the pairs within the cutoff every step;\n"
         "  superset: exact=False, the stored cutoff+skin list as MD engines use it (pairs within the cutoff are exact)"
     )
 
@@ -658,16 +658,19 @@ def evaluate_floors(cases: List[Dict[str, object]], md_runs: List[Dict[str, obje
             }
         )
 
-    label = f"Verlet skin reuse >= {FLOOR_SKIN_SPEEDUP:g}x cheaper than rebuilding"
-    if not md_runs:
-        floors.append({"floor": label, "status": "SKIP", "detail": "no MD sequence run"})
-    else:
-        low = min(md_runs, key=lambda r: r["speedup"])
+    # measured on both modes, reported separately: exact (the pairs within the cutoff, written
+    # out every step) and superset (the cutoff+skin list kept as is, as MD engines use it)
+    for key, mode in (("speedup", "exact list"), ("superset_speedup", "superset list")):
+        label = f"Verlet skin reuse >= {FLOOR_SKIN_SPEEDUP:g}x cheaper than rebuilding ({mode})"
+        if not md_runs:
+            floors.append({"floor": label, "status": "SKIP", "detail": "no MD sequence run"})
+            continue
+        low = min(md_runs, key=lambda r: r[key])
         floors.append(
             {
                 "floor": label,
-                "status": "PASS" if low["speedup"] >= FLOOR_SKIN_SPEEDUP else "FAIL",
-                "detail": f"worst {low['speedup']:.1f}x at {low['n_atoms']} atoms "
+                "status": "PASS" if low[key] >= FLOOR_SKIN_SPEEDUP else "FAIL",
+                "detail": f"worst {low[key]:.1f}x at {low['n_atoms']} atoms "
                 f"({low['verlet_builds']} builds in {low['n_steps']} steps)",
             }
         )

@@ -75,6 +75,14 @@ class VerletNeighborList(torch.nn.Module):
 
     def _rebuild(self, positions: Tensor, cell: Tensor, pbc: Tensor, batch: Tensor) -> None:
         cutoff = self.cutoff + self.skin
+        self._positions = positions.clone()
+        self._cell = cell.clone()
+        self._pbc = pbc.clone()
+        self._batch = batch.clone()
+        self.n_builds += 1
+        if not self.exact:  # the stored list is the answer: no half list, no offsets to filter with
+            self._full_edge_index, self._full_cell_shifts = neighbor_list(positions, cell, pbc, cutoff, batch)
+            return
         if positions.device.type == "cpu":
             edge_index, cell_shifts = torch.ops.mlff.neighbor_pairs(positions, cell, pbc, batch, cutoff)
         else:
@@ -82,19 +90,11 @@ class VerletNeighborList(torch.nn.Module):
             edge_index, cell_shifts = _one_direction(edge_index, cell_shifts)
         self._edge_index = edge_index
         self._cell_shifts = cell_shifts
-        if not self.exact:
-            self._full_edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-            self._full_cell_shifts = torch.cat([cell_shifts, -cell_shifts])
         shifts = cell_shifts.to(torch.float64)
         if cell.size(0) == 1:
             self._offsets = shifts @ cell[0].to(torch.float64)
         else:
             self._offsets = torch.einsum("ei,eij->ej", shifts, cell.to(torch.float64)[batch[edge_index[0]]])
-        self._positions = positions.clone()
-        self._cell = cell.clone()
-        self._pbc = pbc.clone()
-        self._batch = batch.clone()
-        self.n_builds += 1
 
     def forward(
         self, positions: Tensor, cell: Tensor, pbc: Tensor, batch: Optional[Tensor] = None
