@@ -32,6 +32,15 @@ from mlff.nn.readout import EnergyReadout
 from mlff.nn.scatter import scatter_sum
 
 
+def one_per_pair(edge_index: Tensor, cell_shifts: Tensor) -> Tensor:
+    """Indices (n_pairs,) of one edge per pair of a full list: sender < receiver, or an atom
+    with its own image at a lexicographically positive shift."""
+    sender, receiver = edge_index[0], edge_index[1]
+    s0, s1, s2 = cell_shifts[:, 0], cell_shifts[:, 1], cell_shifts[:, 2]
+    positive_shift = (s0 > 0) | ((s0 == 0) & ((s1 > 0) | ((s1 == 0) & (s2 > 0))))
+    return torch.nonzero((sender < receiver) | ((sender == receiver) & positive_shift)).flatten()
+
+
 @dataclasses.dataclass(frozen=True)
 class SchNetConfig(ModelConfig):
     """SchNet hyperparameters (defaults as in the paper and schnetpack).
@@ -89,13 +98,18 @@ class CFConvInteraction(torch.nn.Module):
         self.update = mlp([n_filters, n_features, n_features], ZeroPreservingShiftedSoftplus(), bias=False)
 
     def forward(
-        self, features: Tensor, radial: Tensor, envelope: Tensor, sender: Tensor, receiver: Tensor
+        self, features: Tensor, radial: Tensor, envelope: Tensor, sender: Tensor, receiver: Tensor, both_ways: bool
     ) -> Tensor:
         """New features (n_atoms, F) from features (n_atoms, F), radial basis (n_edges, n_basis)
-        and envelope (n_edges,)."""
+        and envelope (n_edges,). ``both_ways``: each edge stands for a pair, and carries the
+        message in both directions (the filter depends on the distance only)."""
         filters = self.filter_network(radial) * envelope.unsqueeze(-1)  # [n_edges, n_filters]
-        messages = self.to_filter_space(features)[sender] * filters  # [n_edges, n_filters]
-        aggregated = scatter_sum(messages, receiver, features.size(0))  # [n_atoms, n_filters]
+        projected = self.to_filter_space(features)
+        if both_ways:
+            messages = torch.cat([projected[sender] * filters, projected[receiver] * filters])
+            aggregated = scatter_sum(messages, torch.cat([receiver, sender]), features.size(0))
+        else:
+            aggregated = scatter_sum(projected[sender] * filters, receiver, features.size(0))  # [n_atoms, n_filters]
         return features + self.update(aggregated)
 
 
@@ -124,13 +138,19 @@ class SchNet(EnergyModel):
         sender = graph.edge_index[0]
         receiver = graph.edge_index[1]
         vectors, distances = edge_geometry(graph)  # [n_edges, 3], [n_edges]
-        radial = self.radial(distances)  # [n_edges, n_basis]
-        envelope = self.envelope(distances)  # [n_edges]
+        # A full list holds every pair twice with the same distance, hence the same filter: run
+        # the filter network (most of the work) once per pair and send the message both ways.
+        pairs = one_per_pair(graph.edge_index, graph.cell_shifts)
+        both_ways = 2 * pairs.numel() == distances.numel()  # otherwise: not a full list, use every edge
+        if both_ways:
+            sender, receiver, distances = sender[pairs], receiver[pairs], distances[pairs]
+        radial = self.radial(distances)  # [n_edges or n_pairs, n_basis]
+        envelope = self.envelope(distances)
 
         embedded = self.embedding(self.species_index(graph.atomic_numbers))  # [n_atoms, F]
         features = embedded
         for interaction in self.interactions:
-            features = interaction(features, radial, envelope, sender, receiver)
+            features = interaction(features, radial, envelope, sender, receiver, both_ways)
 
         node_energy = self.readout(features, embedded)  # [n_atoms]
         return energy_outputs(node_energy, graph)
