@@ -96,7 +96,7 @@ class Potential(torch.nn.Module):
         (:mod:`mlff.export.compiled`): unchecked bad input gives NaN or garbage, not an error."""
         self.validate_inputs = bool(enabled)
         for module in self.modules():
-            if isinstance(module, SpeciesIndex):
+            if isinstance(getattr(module, "validate", None), bool):  # SpeciesIndex, SchNet, ...
                 module.validate = bool(enabled)
 
     @torch.jit.unused
