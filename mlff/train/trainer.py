@@ -216,6 +216,15 @@ class _Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+                # LambdaLR restores its schedule object's fields too: the config's horizon must
+                # win, so that a run resumed with another training.epochs anneals to its new end
+                horizon = self.recipe
+                schedule = _CosineWithWarmup(horizon.epochs, horizon.warmup_epochs, horizon.min_learning_rate / horizon.learning_rate)
+                self.scheduler.lr_lambdas[0] = schedule
+                if state.get("second_stage_epoch") is None:  # the second stage holds its own rate
+                    for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                        group["lr"] = base * schedule(self.scheduler.last_epoch)
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])

@@ -188,3 +188,27 @@ def test_deployed_file_records_the_training_data(data_dir, tmp_path):
     configurations = load_splits(config).train
     configurations[0].energy += 1e-6
     assert fingerprint(configurations) != metadata["training_data_sha256"]
+
+
+def test_resume_with_fewer_epochs_anneals_to_the_new_end(data_dir, tmp_path):
+    settings = dict(scheduler="cosine", warmup_epochs=0, learning_rate=0.01, min_learning_rate=1e-4)
+    config = config_for(data_dir, tmp_path, "long", epochs=20, **settings)
+    original_save = _Trainer._save
+
+    def save_then_stop(self, path):
+        original_save(self, path)
+        if self.epoch == 2 and path.endswith("last.pt"):
+            raise KeyboardInterrupt
+
+    _Trainer._save = save_then_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(config)
+    finally:
+        _Trainer._save = original_save
+    shorter = config_for(data_dir, tmp_path, "long", overrides=["training.epochs=4"], epochs=20, **settings)
+    train(shorter, resume=True)
+    rows = history(shorter.output_dir)
+    assert len(rows) == 4
+    # the cosine ends at min_learning_rate after the 4th epoch, not 16 epochs later
+    assert float(rows[-1]["learning_rate"]) == pytest.approx(1e-4)
