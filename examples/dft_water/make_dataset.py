@@ -31,6 +31,7 @@ from ase.optimize import BFGS
 from ase.vibrations import Vibrations
 
 from mlff.label import PySCFCalculator, iter_labels
+from mlff.testing import random_rotation
 from mlff.train.dataset import read_configurations
 
 N_RIGID_BODY_MODES = 6  # 3 translations + 3 rotations of a non-linear molecule
@@ -70,15 +71,6 @@ def normal_modes(atoms, calculator, delta: float = 0.005):
         raise RuntimeError(f"imaginary vibrational mode(s) {eigenvalues[keep]}: the structure is not a minimum")
     displacements = (vectors[:, keep] * inverse_sqrt_mass[:, None]).T.reshape(len(keep), len(atoms), 3)
     return eigenvalues[keep], displacements
-
-
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A uniformly distributed 3x3 rotation matrix (QR of a Gaussian matrix, det +1)."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
 
 
 def sample(minimum, eigenvalues, displacements, temperature_K: float, count: int, rng: np.random.Generator):

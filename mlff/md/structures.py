@@ -11,6 +11,8 @@ import ase.io
 import numpy as np
 from ase.build import molecule as ase_molecule
 
+from mlff.testing import random_rotation
+
 #: Common names ase.build.molecule does not know, and its names for them.
 MOLECULE_ALIASES = {"ethanol": "CH3CH2OH", "water": "H2O", "methane": "CH4", "methanol": "CH3OH", "benzene": "C6H6"}
 
@@ -61,18 +63,9 @@ def water_box(n_molecules: int, seed: int = 0) -> ase.Atoms:
     local = np.array([[0.0, 0.0, 0.0], [x, y, 0.0], [-x, y, 0.0]])  # O, H, H; Angstrom
     positions = []
     for site in sites:
-        rotation = _random_rotation(rng)
+        rotation = random_rotation(rng)
         positions.append((site + 0.5) * spacing + local @ rotation.T)
     return ase.Atoms("OH2" * n_molecules, positions=np.concatenate(positions), cell=[length] * 3, pbc=True)
-
-
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A rotation matrix uniformly distributed over SO(3) (QR of a Gaussian matrix)."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
 
 
 def build_structure(structure, seed: int = 0) -> ase.Atoms:

@@ -29,16 +29,8 @@ from mlff.nn.cutoff import PolynomialCutoff
 from mlff.nn.mlp import mlp
 from mlff.nn.radial import GaussianBasis
 from mlff.nn.readout import EnergyReadout
+from mlff.neighbors import one_per_pair
 from mlff.nn.scatter import scatter_sum
-
-
-def one_per_pair(edge_index: Tensor, cell_shifts: Tensor) -> Tensor:
-    """Indices (n_pairs,) of one edge per pair of a full list: sender < receiver, or an atom
-    with its own image at a lexicographically positive shift."""
-    sender, receiver = edge_index[0], edge_index[1]
-    s0, s1, s2 = cell_shifts[:, 0], cell_shifts[:, 1], cell_shifts[:, 2]
-    positive_shift = (s0 > 0) | ((s0 == 0) & ((s1 > 0) | ((s1 == 0) & (s2 > 0))))
-    return torch.nonzero((sender < receiver) | ((sender == receiver) & positive_shift)).flatten()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ and stress come from autograd with no custom backward.
 """
 
 from mlff.neighbors import _fake  # noqa: F401  (registers fake kernels for torch.compile/export)
-from mlff.neighbors.neighbor_list import edge_vectors, neighbor_list
+from mlff.neighbors.neighbor_list import edge_vectors, neighbor_list, one_per_pair
 from mlff.neighbors.verlet import VerletNeighborList
 
-__all__ = ["neighbor_list", "edge_vectors", "VerletNeighborList"]
+__all__ = ["neighbor_list", "edge_vectors", "one_per_pair", "VerletNeighborList"]

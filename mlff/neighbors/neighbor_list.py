@@ -91,3 +91,12 @@ def edge_vectors(
     else:
         offsets = torch.einsum("ei,eij->ej", shifts, cell[batch[sender]])
     return positions[receiver] - positions[sender] + offsets
+
+
+def one_per_pair(edge_index: Tensor, cell_shifts: Tensor) -> Tensor:
+    """Indices (n_pairs,) of one edge per pair of a full list: (i, j, S) with i < j, or an atom
+    with its own image (i == j) at a lexicographically positive shift S."""
+    sender, receiver = edge_index[0], edge_index[1]
+    s0, s1, s2 = cell_shifts[:, 0], cell_shifts[:, 1], cell_shifts[:, 2]
+    positive_shift = (s0 > 0) | ((s0 == 0) & ((s1 > 0) | ((s1 == 0) & (s2 > 0))))
+    return torch.nonzero((sender < receiver) | ((sender == receiver) & positive_shift)).flatten()

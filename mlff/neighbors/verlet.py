@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from mlff.neighbors.neighbor_list import edge_vectors, neighbor_list
+from mlff.neighbors.neighbor_list import edge_vectors, neighbor_list, one_per_pair
 
 
 class VerletNeighborList(torch.nn.Module):
@@ -87,7 +87,8 @@ class VerletNeighborList(torch.nn.Module):
             edge_index, cell_shifts = torch.ops.mlff.neighbor_pairs(positions, cell, pbc, batch, cutoff)
         else:
             edge_index, cell_shifts = neighbor_list(positions, cell, pbc, cutoff, batch)
-            edge_index, cell_shifts = _one_direction(edge_index, cell_shifts)
+            pairs = one_per_pair(edge_index, cell_shifts)
+            edge_index, cell_shifts = edge_index[:, pairs].contiguous(), cell_shifts[pairs].contiguous()
         self._edge_index = edge_index
         self._cell_shifts = cell_shifts
         shifts = cell_shifts.to(torch.float64)
@@ -115,15 +116,6 @@ class VerletNeighborList(torch.nn.Module):
         if not self.exact:
             return self._full_edge_index, self._full_cell_shifts
         return filter_neighbors(positions, self._edge_index, self._cell_shifts, self._offsets, self.cutoff, True)
-
-
-def _one_direction(edge_index: Tensor, cell_shifts: Tensor) -> Tuple[Tensor, Tensor]:
-    """Each pair of a full list once: (i, j, S) with i < j, or i == j and S > 0 lexicographically."""
-    sender, receiver = edge_index[0], edge_index[1]
-    s0, s1, s2 = cell_shifts[:, 0], cell_shifts[:, 1], cell_shifts[:, 2]
-    positive_shift = (s0 > 0) | ((s0 == 0) & ((s1 > 0) | ((s1 == 0) & (s2 > 0))))
-    canonical = (sender < receiver) | ((sender == receiver) & positive_shift)
-    return edge_index[:, canonical].contiguous(), cell_shifts[canonical].contiguous()
 
 
 def filter_neighbors(

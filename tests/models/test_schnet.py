@@ -6,7 +6,7 @@ import torch
 
 from mlff.graph import from_atoms
 from mlff.models.base import edge_geometry
-from mlff.models.schnet import one_per_pair
+from mlff.neighbors import one_per_pair
 from mlff.nn.scatter import scatter_sum
 from tests.models.conftest import make_potential
 from tests.structures import TEST_CUTOFF, ethanol, tiny_hydrogen_cell, water_box
