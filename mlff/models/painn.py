@@ -34,7 +34,7 @@ from mlff.nn.cutoff import PolynomialCutoff
 from mlff.nn.mlp import mlp
 from mlff.nn.radial import BesselBasis
 from mlff.nn.readout import EnergyReadout
-from mlff.nn.scatter import scatter_sum
+from mlff.nn.fused import painn_messages, painn_messages_reference
 
 #: Added to squared norms of vector features before the square root (Angstrom-free: features
 #: are dimensionless): keeps the gradient finite when a vector feature is exactly zero.
@@ -107,15 +107,12 @@ class PaiNNMessage(torch.nn.Module):
         vectors from sender to receiver.
         """
         filters = self.filter(radial) * envelope.unsqueeze(-1)  # [n_edges, 3F]
-        messages = self.scalar_network(scalars)[sender] * filters  # [n_edges, 3F]
-        d_scalar, d_vector_vector, d_vector_direction = torch.split(messages, self.n_features, dim=-1)
-        d_vectors = d_vector_vector.unsqueeze(1) * vectors[sender] + d_vector_direction.unsqueeze(
-            1
-        ) * directions.unsqueeze(-1)  # [n_edges, 3, F]
-        n_atoms = scalars.size(0)
-        scalars = scalars + scatter_sum(d_scalar, receiver, n_atoms)
-        vectors = vectors + scatter_sum(d_vectors, receiver, n_atoms)
-        return scalars, vectors
+        features = self.scalar_network(scalars)  # [n_atoms, 3F]
+        if torch.jit.is_scripting():
+            d_scalars, d_vectors = painn_messages_reference(filters, features, vectors, directions, sender, receiver)
+        else:  # one compiled pass over the edges (mlff.nn.fused)
+            d_scalars, d_vectors = painn_messages(filters, features, vectors, directions, sender, receiver)
+        return scalars + d_scalars, vectors + d_vectors
 
 
 class PaiNNUpdate(torch.nn.Module):

@@ -22,7 +22,11 @@ A_i A_j A_l). So, per species s present:
    component of A (one gather and one product per order): F (k, n_monomials, n_atoms_s);
 2. the weights are folded into the coefficients once per species, T_s = C W_s
    (k, n_monomials, q), with no atom index;
-3. ``B = T_s^T @ F``, one batched matrix product over channels.
+3. ``B = sum_nu T_{s,nu}^T @ F_nu``, one batched matrix product over channels per order.
+
+For energy and forces the backward pass keeps each F_nu once: the monomial products keep
+their inputs, not their gathered factors (:class:`_MonomialProduct`), and the orders are never
+concatenated.
 """
 
 import itertools
@@ -98,14 +102,48 @@ def _monomials(coupling: List[Tensor], d: int) -> List[List[Monomial]]:
 class _MonomialStep(torch.nn.Module):
     """Order-nu monomials from order nu-1 ones: ``F_nu = F_{nu-1}[.., prefix] * A[.., last]``."""
 
-    def __init__(self, prefix: List[int], last: List[int]):
+    def __init__(self, prefix: List[int], last: List[int], start: int):
         super().__init__()
+        self.start = start  # first row of this order's monomials in the coefficients
+        self.size = len(prefix)
         self.register_buffer("prefix", torch.tensor(prefix, dtype=torch.long), persistent=False)
         self.register_buffer("last", torch.tensor(last, dtype=torch.long), persistent=False)
 
     def forward(self, previous: Tensor, a: Tensor) -> Tensor:
         """(k, n_monomials_{nu-1}, n), (k, d, n) -> (k, n_monomials_nu, n)."""
-        return previous.index_select(1, self.prefix) * a.index_select(1, self.last)
+        if torch.jit.is_scripting():
+            return previous.index_select(1, self.prefix) * a.index_select(1, self.last)
+        return _monomial_product(previous, a, self.prefix, self.last)
+
+
+class _MonomialProduct(torch.autograd.Function):
+    """``previous[:, prefix] * a[:, last]`` keeping only its inputs for the backward pass.
+
+    Plain autograd would keep both gathered factors (each as large as the result, the largest
+    tensors of the contraction); here they are gathered again in the backward pass, which is
+    written with differentiable operations, so that training can differentiate it once more.
+    """
+
+    @staticmethod
+    def forward(ctx, previous: Tensor, a: Tensor, prefix: Tensor, last: Tensor) -> Tensor:
+        ctx.save_for_backward(previous, a, prefix, last)
+        return previous.index_select(1, prefix) * a.index_select(1, last)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        previous, a, prefix, last = ctx.saved_tensors
+        grad_previous = grad_a = None
+        if ctx.needs_input_grad[0]:
+            grad_previous = torch.zeros_like(previous).index_add(1, prefix, grad * a.index_select(1, last))
+        if ctx.needs_input_grad[1]:
+            grad_a = torch.zeros_like(a).index_add(1, last, grad * previous.index_select(1, prefix))
+        return grad_previous, grad_a, None, None
+
+
+@torch.jit.unused
+def _monomial_product(previous: Tensor, a: Tensor, prefix: Tensor, last: Tensor) -> Tensor:
+    """Eager path of :class:`_MonomialStep` (TorchScript cannot call an autograd Function)."""
+    return _MonomialProduct.apply(previous, a, prefix, last)
 
 
 class SymmetricContraction(ExactConstants):
@@ -153,10 +191,12 @@ class SymmetricContraction(ExactConstants):
         coupling = _coupling_by_order(irreps_channel, irreps_out_channel, correlation)
         monomials = _monomials(coupling, self.d)
         steps = []
+        start = len(monomials[0])
         for order in range(2, correlation + 1):
             position: Dict[Monomial, int] = {m: i for i, m in enumerate(monomials[order - 2])}
             prefix = [position[m[:-1]] for m in monomials[order - 1]]
-            steps.append(_MonomialStep(prefix, [m[-1] for m in monomials[order - 1]]))
+            steps.append(_MonomialStep(prefix, [m[-1] for m in monomials[order - 1]], start))
+            start += len(prefix)
         self.steps = torch.nn.ModuleList(steps)
 
         # coefficients[p, (monomial, LM)] = orderings(m) U_nu[p, LM, m], block-diagonal in nu
@@ -173,6 +213,7 @@ class SymmetricContraction(ExactConstants):
             path_start += u.size(0)
             monomial_start += len(ms)
         self.n_monomials = n_monomials
+        self.n_linear = len(monomials[0])  # order 1: A itself
         self.register_constant("coefficients", coefficients.reshape(sum(n_paths), -1))
         scale = torch.tensor(scales).reshape(1, -1, 1)
         self.weight = torch.nn.Parameter(torch.randn(n_species, sum(n_paths), k) * scale)
@@ -198,12 +239,15 @@ class SymmetricContraction(ExactConstants):
         for s, index in zip(partition.species, partition.indices):
             # (k, d, n_s): atoms fastest, so that picking monomials copies whole rows
             a_s = a.index_select(0, index).permute(1, 2, 0).contiguous()
-            features = [a_s]
-            for step in self.steps:
-                features.append(step(features[-1], a_s))
-            monomials = torch.cat(features, dim=1)  # (k, n_monomials, n_s)
             t = torch.mm(self.weight[s].t(), self.coefficients).reshape(k, self.n_monomials, self.q)
-            b = torch.bmm(t.transpose(1, 2), monomials)  # (k, q, n_s)
+            t = t.transpose(1, 2)  # (k, q, n_monomials)
+            # B = sum over orders of T_nu^T F_nu: each F_nu is kept once for the backward pass
+            # (by this product and by the next order's step), never copied into one big tensor
+            features = a_s
+            b = torch.bmm(t[:, :, : self.n_linear], features)  # (k, q, n_s)
+            for step in self.steps:
+                features = step(features, a_s)  # (k, n_monomials_nu, n_s)
+                b = b + torch.bmm(t[:, :, step.start : step.start + step.size], features)
             results.append(b.permute(2, 0, 1))  # (n_s, k, q)
         b = torch.cat(results).index_select(0, partition.inverse)  # (n_atoms, k, q)
         # -> e3nn layout (n, [k x L_1 | k x L_2 | ..])

@@ -81,9 +81,48 @@ class _Path(ExactConstants):
         ``x`` (n_edges, 2l+1, mul), harmonics (n_edges, d_sh) and the weights of every path."""
         n_edges = sh.size(0)
         z = torch.mm(sh, self.coupling).reshape(n_edges, self.dim_out, self.dim_in)
-        xw = x * weights[self.index].unsqueeze(1)  # (n_edges, 2l+1, mul)
-        y = torch.bmm(z, xw)  # (n_edges, 2L+1, mul)
+        w = weights[self.index]  # (n_edges, mul)
+        if torch.jit.is_scripting():
+            y = torch.bmm(z, x * w.unsqueeze(1))
+        else:
+            y = _weighted_product(z, x, w)  # (n_edges, 2L+1, mul)
         return scatter_sum(y, receiver, n_atoms)
+
+
+class _WeightedProduct(torch.autograd.Function):
+    """``bmm(z, x * w[:, None])`` keeping only its inputs for the backward pass.
+
+    ``z`` (n_edges, 2L+1, 2l+1), ``x`` (n_edges, 2l+1, mul), ``w`` (n_edges, mul). Plain
+    autograd would keep the weighted features ``x * w`` of every path, each as large as ``x``;
+    here ``x`` (shared by the paths of a sender block) and ``w`` (a view of the radial network's
+    output) are kept and the product is formed again in the backward pass, which is written with
+    differentiable operations so that training can differentiate it once more.
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, x: Tensor, w: Tensor) -> Tensor:
+        ctx.save_for_backward(z, x, w)
+        return torch.bmm(z, x * w.unsqueeze(1))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        z, x, w = ctx.saved_tensors
+        grad_z = grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_z = torch.bmm(grad, (x * w.unsqueeze(1)).transpose(1, 2))
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            grad_xw = torch.bmm(z.transpose(1, 2), grad)  # (n_edges, 2l+1, mul)
+            if ctx.needs_input_grad[1]:
+                grad_x = grad_xw * w.unsqueeze(1)
+            if ctx.needs_input_grad[2]:
+                grad_w = (grad_xw * x).sum(dim=1)
+        return grad_z, grad_x, grad_w
+
+
+@torch.jit.unused
+def _weighted_product(z: Tensor, x: Tensor, w: Tensor) -> Tensor:
+    """Eager path of :class:`_Path` (TorchScript cannot call an autograd Function)."""
+    return _WeightedProduct.apply(z, x, w)
 
 
 class _SenderBlock(torch.nn.Module):
