@@ -2,7 +2,7 @@
 
 It runs in a fresh process for every case, so that its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) belongs to that case alone. The same file
-serves both environments:
+serves all three environments:
 
 * backend ``mlff`` runs in mlff's environment (``.venv``): ``mlff.models.build`` wrapped in
   ``mlff.Potential``, inputs from ``mlff.graph.from_atoms`` (mlff's compiled neighbour list);
@@ -10,9 +10,13 @@ serves both environments:
   ``benchmarks/setup_peers.sh``): mace-torch's ``MACE`` fed the way its ASE calculator feeds
   it (``mace.data.config_from_atoms`` -> ``AtomicData.from_config``, matscipy neighbour list ->
   ``torch_geometric.Batch``), and schnetpack's ``NeuralNetworkPotential`` fed by its
-  ``AtomsConverter`` with a ``MatScipyNeighborList`` (what ``SpkCalculator`` does).
+  ``AtomsConverter`` with a ``MatScipyNeighborList`` (what ``SpkCalculator`` does);
+* backend ``nequip`` runs in nequip's environment (``.venv-nequip``, made by
+  ``benchmarks/setup_nequip.sh``): nequip's ``NequIPGNNModel`` in its ASE calculator
+  ``NequIPCalculator``, fed by ``nequip.data.from_ase`` and the calculator's transforms (atom
+  types, matscipy neighbour list).
 
-Only the backend's own packages are imported, so that neither environment needs the other's.
+Only the backend's own packages are imported, so that no environment needs another's.
 
 Usage (done by ``models.py``)::
 
@@ -111,7 +115,8 @@ class MlffBackend:
             if isinstance(value, list):
                 overrides[key] = tuple(value)
         model = mlff.models.build(family, **overrides)
-        self.potential = mlff.Potential(model).to(dtype).eval()
+        # parameters frozen, as in every deployed file and engine of mlff (mlff.export)
+        self.potential = mlff.Potential(model).to(dtype).eval().requires_grad_(False)
         self.dtype = dtype
         self.cutoff = self.potential.cutoff
         self.n_parameters = count_parameters(self.potential)
@@ -176,7 +181,8 @@ class MaceBackend:
             gate=torch.nn.functional.silu,
             radial_MLP=list(hyper["radial_hidden"]),
         )
-        self.model = self.model.to(dtype).eval()
+        # parameters frozen, as MACECalculator does
+        self.model = self.model.to(dtype).eval().requires_grad_(False)
         self.z_table = utils.AtomicNumberTable(species)
         self.cutoff = float(hyper["cutoff"])
         self.heads = getattr(self.model, "heads", ["Default"])
@@ -247,7 +253,8 @@ class SchnetpackBackend:
             ],
             input_dtype_str=dtype_name,
         )
-        self.model = self.model.to(dtype).eval()
+        # parameters frozen as on the other sides (an MD step needs no parameter gradients)
+        self.model = self.model.to(dtype).eval().requires_grad_(False)
         self.converter = spk.interfaces.AtomsConverter(
             neighbor_list=spk.transform.MatScipyNeighborList(cutoff=cutoff), dtype=dtype
         )
@@ -274,7 +281,104 @@ class SchnetpackBackend:
         return model.output_modules[0](inputs)["energy"]
 
 
-BACKENDS = {"mlff": MlffBackend, "mace": MaceBackend, "schnetpack": SchnetpackBackend}
+def nequip_arguments(hyper: dict, dtype: torch.dtype) -> dict:
+    """Arguments of ``nequip.model.NequIPGNNModel`` for mlff's NequIP hyperparameters ``hyper``
+    (``mlff.models.nequip.NequIPConfig`` names; cutoff in Angstrom), in model dtype ``dtype``.
+
+    The radial MLP ``n_basis -> radial_hidden... -> weights`` becomes ``radial_mlp_depth`` hidden
+    layers of ``radial_mlp_width`` (all hidden sizes must be equal); mlff's readout (two linear
+    maps of the last scalars, ``n_channels -> readout_hidden -> 1``) is nequip's readout MLP
+    with one hidden layer and no nonlinearity. Every other argument keeps nequip's default, in
+    particular ``type_embed_num_features = num_features`` and no per-type energy scale or shift.
+    """
+    from ase.data import chemical_symbols
+
+    widths = sorted(set(hyper["radial_hidden"]))
+    if len(widths) != 1:
+        raise ValueError(f"nequip's radial MLP has one width for all hidden layers, got {hyper['radial_hidden']}")
+    return dict(
+        seed=0,
+        model_dtype="float64" if dtype == torch.float64 else "float32",
+        type_names=[chemical_symbols[z] for z in hyper["species"]],
+        r_max=float(hyper["cutoff"]),
+        num_layers=hyper["n_interactions"],
+        l_max=hyper["l_max"],
+        parity=bool(hyper["parity"]),
+        num_features=hyper["n_channels"],
+        radial_mlp_depth=len(hyper["radial_hidden"]),
+        radial_mlp_width=widths[0],
+        num_bessels=hyper["n_basis"],
+        polynomial_cutoff_p=hyper.get("envelope_exponent", 6),
+        avg_num_neighbors=float(hyper["avg_num_neighbors"]),
+        readout_mlp_hidden_layers_depth=1,
+        readout_mlp_hidden_layers_width=hyper["readout_hidden"],
+        readout_mlp_nonlinearity=None,
+    )
+
+
+class NequipBackend:
+    """nequip's own NequIP (``nequip.model.NequIPGNNModel``), eager, in a
+    ``nequip.integrations.ase.NequIPCalculator``: inputs from ``nequip.data.from_ase`` and the
+    calculator's transforms (``ChemicalSpeciesToAtomTypeMapper``, then ``NeighborListTransform``
+    with nequip's default matscipy neighbour list), as its ``from_compiled_model`` and
+    ``_from_saved_model`` loaders set them up; outputs copied to numpy as ``calculate`` does.
+
+    nequip keeps data in float64 whatever the model dtype (positions, cell, shifts, edge vectors
+    and lengths); a float32 model casts its edge features to float32 after the Bessel basis and
+    spherical harmonics.
+    """
+
+    def __init__(self, family: str, hyper: dict, dtype: torch.dtype):
+        import e3nn
+        import nequip
+        from nequip.data import AtomicDataDict
+        from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
+        from nequip.integrations.ase import NequIPCalculator
+        from nequip.model import NequIPGNNModel
+        from nequip.utils.global_state import set_global_state
+
+        assert family == "nequip", family
+        # what the calculator's loaders do first: float64 default dtype, e3nn's optimisation
+        # flags (at e3nn's defaults for torch 2.9), TF32 off (no effect on CPU)
+        set_global_state(allow_tf32=False)
+        arguments = nequip_arguments(hyper, dtype)
+        # parameters frozen as on the other sides (an MD step needs no parameter gradients)
+        model = NequIPGNNModel(**arguments).eval().requires_grad_(False)
+        type_names = arguments["type_names"]
+        transforms = [
+            ChemicalSpeciesToAtomTypeMapper(
+                model_type_names=type_names, chemical_species_to_atom_type_map={t: t for t in type_names}
+            ),
+            NeighborListTransform(r_max=arguments["r_max"]),
+        ]
+        self.calculator = NequIPCalculator(model=model, device="cpu", transforms=transforms)
+        self.keys = AtomicDataDict
+        self.n_parameters = count_parameters(model)
+        self.config = "nequip.model.NequIPGNNModel(" + ", ".join(f"{k}={v!r}" for k, v in arguments.items()) + ")"
+        self.versions = {"torch": torch.__version__, "nequip": nequip.__version__, "e3nn": e3nn.__version__}
+
+    def prepare(self, atoms):
+        return self.calculator.atoms_to_data(atoms)
+
+    def n_edges(self, inputs) -> int:
+        return int(inputs[self.keys.EDGE_INDEX_KEY].shape[1])
+
+    def evaluate(self, inputs):
+        # GraphModel -> ForceStressOutput: energy, forces and (the cell being there) virial
+        # and stress from one autograd call
+        out = self.calculator.call_model(inputs)
+        energy = float(out[self.keys.TOTAL_ENERGY_KEY].detach().sum())
+        return energy, out[self.keys.FORCE_KEY].detach().cpu().numpy()
+
+    def forward_only(self, inputs):
+        # the energy model inside ForceStressOutput (which needs autograd), on a copy of the
+        # dict (its modules write into it)
+        energy_model = self.calculator.model.model.func
+        with torch.no_grad():
+            return energy_model(dict(inputs))[self.keys.TOTAL_ENERGY_KEY]
+
+
+BACKENDS = {"mlff": MlffBackend, "mace": MaceBackend, "schnetpack": SchnetpackBackend, "nequip": NequipBackend}
 
 
 # --------------------------------------------------------------------------------------------

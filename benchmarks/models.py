@@ -1,4 +1,4 @@
-"""Energy + forces throughput of mlff's models against mace-torch and schnetpack, on CPU.
+"""Energy + forces throughput of mlff's models against mace-torch, schnetpack and nequip, on CPU.
 
 What is measured
 ----------------
@@ -8,10 +8,11 @@ float32 and float64, and, side by side in the same run and at the same hyperpara
 
 * ``schnet`` against schnetpack 2.1.1's ``SchNet``,
 * ``painn``  against schnetpack 2.1.1's ``PaiNN``,
+* ``nequip`` against nequip 0.19.1's NequIP (``nequip.model.NequIPGNNModel``),
 * ``mace``   against mace-torch 0.3.16's ``MACE``.
 
-(No peer for ``nequip`` and ``local_frame`` here; the issue's floor for the local-frame model
-is relative to mlff's own MACE, which is printed.)
+(No peer for ``local_frame``; the issue's floor for it is relative to mlff's own MACE, which
+is printed.)
 
 One *call* is what a user pays per MD step when the neighbour list is rebuilt each time:
 from an ``ase.Atoms`` to energy and forces (as a numpy array), each library through its own
@@ -23,20 +24,52 @@ input pipeline and neighbour list, as its ASE calculator does:
   neighbour list) -> ``torch_geometric.Batch`` -> ``model(batch, compute_force=True)``
   (``MACECalculator``'s path, without stress);
 * schnetpack:  ``AtomsConverter(neighbor_list=MatScipyNeighborList(cutoff))`` -> model with
-  ``PairwiseDistances`` in, ``Atomwise`` + ``Forces`` out (``SpkCalculator``'s path).
+  ``PairwiseDistances`` in, ``Atomwise`` + ``Forces`` out (``SpkCalculator``'s path);
+* nequip:      ``NequIPCalculator.atoms_to_data`` (``nequip.data.from_ase`` ->
+  ``ChemicalSpeciesToAtomTypeMapper`` -> ``NeighborListTransform``, matscipy) ->
+  ``NequIPCalculator.call_model`` (the ``GraphModel``, whose ``ForceStressOutput`` returns
+  energy, forces and stress from one autograd call), outputs copied to numpy as ``calculate``
+  does.
+
+The NequIP pairing. nequip's recommended deployment is ``nequip-compile`` (TorchScript or
+AOTInductor) of a trained checkpoint, loaded with ``NequIPCalculator.from_compiled_model``;
+here, like every other model, nequip's model is built with random weights by its model builder
+(``NequIPGNNModel(seed=0, model_dtype=...)``, after nequip's ``set_global_state()``, which its
+loaders call: default dtype float64, e3nn's optimisation flags at e3nn's defaults, TF32 off)
+and runs eagerly in ``NequIPCalculator`` with the transforms its loaders set up. Hyperparameter
+mapping (mlff ``NequIPConfig`` -> nequip): ``n_channels`` -> ``num_features``, ``l_max`` ->
+``l_max``, ``parity`` -> ``parity``, ``n_interactions`` -> ``num_layers``, ``n_basis`` ->
+``num_bessels``, ``envelope_exponent`` (6) -> ``polynomial_cutoff_p``, ``radial_hidden = (64,
+64)`` -> ``radial_mlp_depth = 2``, ``radial_mlp_width = 64`` (both bias-free, SiLU),
+``readout_hidden = 16`` -> ``readout_mlp_hidden_layers_depth = 1``,
+``readout_mlp_hidden_layers_width = 16``, ``readout_mlp_nonlinearity = None`` (two bias-free
+linear maps, 32 -> 16 -> 1, as mlff's), ``avg_num_neighbors`` -> ``avg_num_neighbors``,
+``cutoff`` -> ``r_max``. Both last layers compute only the 32 even scalars that the readout
+reads. The parameter counts differ (about 0.77 M for nequip, 0.25 M for mlff) only through the
+self-connections: nequip's is a ``FullyConnectedTensorProduct`` of the node features with its
+32-feature learned type embedding (32 x 32 x m weights for an output irrep of multiplicity m;
+none in the first layer), mlff's a linear map per species (2 x 32 x m, in every layer). The
+embedding, linear maps, radial MLPs and readout have the same 208 k parameters on both sides.
+Further differences (printed as "unmatched"): nequip computes the edge geometry in float64 for
+a float32 model, always returns the stress, and makes an isolated atom's energy zero by having
+no first-layer self-connection, where mlff subtracts the energy of the atoms without edges.
 
 Reported per case: the median over the clean timed calls (see "A shared machine" below) of
 the whole call, of its input part ("NL+input": neighbour list and conversion) and of its model
 part (forward + backward); throughput in atoms/s for the whole call and for the model part
 alone; parameter counts; peak memory. Then, per pairing, mlff / peer for speed (> 1: mlff
 faster; below 1 flagged "SLOWER") and for peak memory, and PASS/FAIL for the issue's floors.
-All models run eager (no TorchScript, no torch.compile), with random weights. ``--profile``
+All models run eager (no TorchScript, no torch.compile), with random weights and frozen
+parameters (``requires_grad`` False, as MACECalculator and mlff's deployed files have them). ``--profile``
 adds a torch.profiler table (self CPU time per op) of every case.
 
 Processes and threads. Each case (implementation x family x size x dtype) runs in a fresh
-process (``benchmarks/_model_worker.py``): mlff's cases with this interpreter (``.venv``), the
-peers' with the peers' environment (``.venv-peers``, made by ``benchmarks/setup_peers.sh``:
-mace-torch pins e3nn 0.4.4, mlff needs 0.6). Every worker uses 2 threads
+process (``benchmarks/_model_worker.py``): mlff's cases with this interpreter (``.venv``),
+mace-torch's and schnetpack's with the peers' environment (``.venv-peers``, made by
+``benchmarks/setup_peers.sh``: mace-torch pins e3nn 0.4.4, mlff needs 0.6), nequip's with
+nequip's (``.venv-nequip``, made by ``benchmarks/setup_nequip.sh``: nequip needs e3nn 0.6 and
+brings its training stack; ``--nequip-python`` chooses another). A peer whose environment is
+missing is not run (the script that makes it is printed). Every worker uses 2 threads
 (``torch.set_num_threads(2)`` and ``OMP_NUM_THREADS=2``; ``--threads`` changes it). The mlff and peer cases of one
 pairing run back to back, so that changes of the machine's load hit both alike.
 
@@ -55,8 +88,9 @@ more), but none once the next one would take the time of timed calls over ``--bu
 (120; at least one call). Cases run in order of size; a case is skipped, with the
 reason printed, when the same implementation's fastest call at the next smaller size predicts
 (linearly in atoms: the number of edges per atom is the same) that one call would exceed the
-budget, or that its peak memory would exceed the memory limit (85% of the memory available at
-start). A watchdog also kills a worker whose resident memory crosses the limit, that leaves
+budget, or (peers only: mlff's convolutions are chunked for large systems, so its memory grows
+more slowly than linearly) that its peak memory would exceed the memory limit (85% of the
+memory available at start). A watchdog also kills a worker whose resident memory crosses the limit, that leaves
 the machine less than 1 GB of available memory, or that runs far past its time.
 
 A shared machine. Two threads slow down many-fold (10x and more was seen here) when another
@@ -73,6 +107,7 @@ Usage::
     .venv/bin/python benchmarks/models.py                 # full run (an hour or more)
     .venv/bin/python benchmarks/models.py --quick         # 192 atoms, float32 (about 2 min on a quiet machine)
     .venv/bin/python benchmarks/models.py --sizes 1536 --dtypes float64 --models mace
+    .venv/bin/python benchmarks/models.py --sizes 1536 --models nequip   # mlff vs nequip, f32 and f64
     .venv/bin/python benchmarks/models.py --json benchmarks/results/models.json
     .venv/bin/python benchmarks/models.py --quick --models mace --profile --profile-calls 20
 """
@@ -96,6 +131,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKER = HERE / "_model_worker.py"
 DEFAULT_PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
+DEFAULT_NEQUIP_PYTHON = ROOT / ".venv-nequip" / "bin" / "python"
+# which environment runs each peer backend, and the script that makes it
+PEER_ENVIRONMENTS = {
+    "mace": ("peers", "benchmarks/setup_peers.sh"),
+    "schnetpack": ("peers", "benchmarks/setup_peers.sh"),
+    "nequip": ("nequip", "benchmarks/setup_nequip.sh"),
+}
 
 THREADS = 2
 CUTOFF = 5.0  # Angstrom
@@ -111,6 +153,7 @@ MIN_FREE_GB = 1.0  # the watchdog stops a case when the machine's available memo
 FLOOR_MACE_SPEED = 1.5  # mlff MACE / mace-torch MACE throughput at 1.5k atoms, f32 and f64
 FLOOR_MACE_MEMORY = 0.5  # mlff MACE / mace-torch MACE peak memory at 1.5k atoms
 FLOOR_SCHNETPACK_SPEED = 1.2  # mlff SchNet, PaiNN / schnetpack's
+FLOOR_NEQUIP_SPEED = 1.2  # mlff NequIP / nequip's NequIP
 FLOOR_LOCAL_FRAME_SPEED = 2.0  # mlff local_frame / mlff MACE throughput
 FLOOR_SIZE = 1536
 
@@ -126,7 +169,7 @@ class Family:
 
     name: str
     hyper: Dict[str, object]
-    peer_backend: Optional[str] = None  # "mace" or "schnetpack", run in the peers' environment
+    peer_backend: Optional[str] = None  # "mace", "schnetpack" (.venv-peers) or "nequip" (.venv-nequip)
     peer_label: str = ""
     peer_call: str = ""  # how the peer is built, for the printout
     unmatched: Tuple[str, ...] = ()  # differences that cannot be matched
@@ -206,6 +249,30 @@ FAMILIES: Dict[str, Family] = {
             radial_hidden=[64, 64],
             readout_hidden=16,
             avg_num_neighbors=AVG_NUM_NEIGHBORS,
+        ),
+        "nequip",
+        "nequip NequIP",
+        "nequip.model.NequIPGNNModel(r_max=5.0, type_names=['H','O'], num_layers=4, l_max=2, "
+        "parity=True, num_features=32, radial_mlp_depth=2, radial_mlp_width=64, num_bessels=8, "
+        "polynomial_cutoff_p=6, avg_num_neighbors=50, readout_mlp_hidden_layers_depth=1, "
+        "readout_mlp_hidden_layers_width=16, readout_mlp_nonlinearity=None, seed=0, model_dtype=<dtype>); "
+        "other arguments at their defaults (type_embed_num_features=32, no energy scale or shift); "
+        "in NequIPCalculator (from_ase, matscipy neighbour list), eager",
+        (
+            "self-connections: nequip's is a FullyConnectedTensorProduct of the features with the "
+            "32-feature learned type embedding (32 x 32 x m weights per output irrep of multiplicity "
+            "m), mlff's a linear map per species (2 x 32 x m): 557k against 41k parameters, the whole "
+            "difference in the counts (everything else, 208k, is the same on both sides); nequip's "
+            "also costs more per atom",
+            "nequip's first layer has no self-connection (its way to make an isolated atom's energy "
+            "zero); mlff's has one and instead subtracts the energy of the atoms without edges (one "
+            "more pass of the atom-wise parts)",
+            "nequip computes the edge geometry (vectors, lengths, Bessel basis, spherical harmonics) in "
+            "float64 even for a float32 model, then casts; mlff stays in the model dtype",
+            "nequip's model always returns the virial and stress too (same autograd call, with "
+            "respect to a cell displacement); mlff's is called with compute_stress=False",
+            "Bessel basis: the same functions sin(n pi r / c) / r, prefactor 2/c in nequip and "
+            "sqrt(2/c) in mlff (no effect on cost)",
         ),
     ),
     "local_frame": Family(
@@ -410,6 +477,8 @@ def print_hyperparameters(families: List[str], cases: List[Case]) -> None:
                 versions = ", ".join(f"{k} {v}" for k, v in sorted(peer.result.get("versions", {}).items()))
                 versions = f" ({versions})"
             print(f"  peer: {family.peer_call}{versions}")
+            if peer and peer.result.get("config"):
+                print(f"        as built: {peer.result['config']}")
             print(f"        {peer_params}")
             for note in family.unmatched:
                 print(f"  unmatched: {note}")
@@ -530,12 +599,14 @@ def check_floors(cases: List[Case]) -> List[Tuple[str, Optional[bool], str]]:
                            ratio <= FLOOR_MACE_MEMORY, f"{ratio:.2f}x ({mine.peak_gb:.2f} vs {peer.peak_gb:.2f} GB)"))
         else:
             floors.append((name, None, "not measured"))
-        for family in ("schnet", "painn"):
-            mine, peer = get("mlff", family, floor_size, dtype), get("schnetpack", family, floor_size, dtype)
-            name = f"{family} {dtype} at {floor_size} atoms: >= {FLOOR_SCHNETPACK_SPEED}x schnetpack speed"
+        for family, backend, floor in (("schnet", "schnetpack", FLOOR_SCHNETPACK_SPEED),
+                                       ("painn", "schnetpack", FLOOR_SCHNETPACK_SPEED),
+                                       ("nequip", "nequip", FLOOR_NEQUIP_SPEED)):
+            mine, peer = get("mlff", family, floor_size, dtype), get(backend, family, floor_size, dtype)
+            name = f"{family} {dtype} at {floor_size} atoms: >= {floor}x {backend} speed"
             if mine and peer:
                 ratio = mine.atoms_per_s / peer.atoms_per_s
-                floors.append((name, ratio >= FLOOR_SCHNETPACK_SPEED, f"{ratio:.2f}x"))
+                floors.append((name, ratio >= floor, f"{ratio:.2f}x"))
             else:
                 floors.append((name, None, "not measured"))
         mine, mace = get("mlff", "local_frame", floor_size, dtype), get("mlff", "mace", floor_size, dtype)
@@ -580,7 +651,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=None, help="mlff families (default: all registered)")
     parser.add_argument("--dtypes", nargs="+", choices=DEFAULT_DTYPES, default=None)
     parser.add_argument("--no-peers", action="store_true", help="mlff's models only")
-    parser.add_argument("--peers-python", default=str(DEFAULT_PEERS_PYTHON), help="interpreter of the peers' environment")
+    parser.add_argument("--peers-python", default=str(DEFAULT_PEERS_PYTHON),
+                        help="interpreter of the peers' environment (mace-torch, schnetpack)")
+    parser.add_argument("--nequip-python", default=str(DEFAULT_NEQUIP_PYTHON),
+                        help="interpreter of nequip's environment")
     parser.add_argument("--repeats", type=int, default=None, help="most timed calls per case (default 5; --quick 3)")
     parser.add_argument("--min-time", type=float, default=None,
                         help="more timed calls than --repeats while their total is under this many seconds "
@@ -626,11 +700,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"models.py: no benchmark settings for {unknown}; known: {sorted(FAMILIES)}", file=sys.stderr)
         return 2
     missing = [m for m in models if m not in registered]
-    peers_python = args.peers_python
-    use_peers = not args.no_peers
-    if use_peers and not Path(peers_python).exists():
-        print(f"[models] no peers' environment at {peers_python}: run `bash benchmarks/setup_peers.sh` (running mlff only)")
-        use_peers = False
+    interpreters = peer_interpreters(args, models)
     memory_limit = args.memory_limit_gb or 0.85 * memory_available_gb()
 
     print("mlff model benchmark: energy + forces on periodic water boxes")
@@ -638,7 +708,10 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; memory limit per case {memory_limit:.1f} GB")
     print(f"  {args.threads} threads per process; per case {args.repeats} timed calls or more for at least "
           f"{args.min_time:.0f} s, at most {args.budget:.0f} s")
-    print(f"  mlff: {sys.executable}; peers: {peers_python if use_peers else 'not run'}")
+    print(f"  mlff: {sys.executable}")
+    for environment, python in sorted(set(interpreters.values())):
+        backends = ", ".join(sorted(b for b, v in interpreters.items() if v[0] == environment))
+        print(f"  {environment}: {python} ({backends})")
     for name in missing:
         print(f"  [models] {name!r} is not registered in mlff.models: skipped")
     models = [m for m in models if m in registered]
@@ -662,7 +735,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 for family in models:
                     plan.append(Case(structures[n][0], dtype, family, "mlff", "mlff"))
                     spec = FAMILIES[family]
-                    if use_peers and spec.peer_backend:
+                    if spec.peer_backend in interpreters:
                         plan.append(Case(structures[n][0], dtype, family, spec.peer_backend, spec.peer_label))
 
         print(f"\n[models] {len(plan)} cases")
@@ -673,7 +746,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             warmup = 1
             if prediction is not None:
                 call_s, peak_gb, from_atoms = prediction
-                if peak_gb > 1.1 * memory_limit:
+                # mlff's own cases are not skipped on memory: its equivariant convolutions work
+                # through large systems' edges in chunks (mlff.nn.equivariant.convolution), so the
+                # linear prediction overestimates them; the watchdog still stops a case at the limit
+                if peak_gb > 1.1 * memory_limit and case.impl != "mlff":
                     skip = (f"predicted peak memory ~{peak_gb:.0f} GB (from {from_atoms} atoms) "
                             f"> limit {memory_limit:.1f} GB")
                 elif call_s > args.budget:
@@ -704,7 +780,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "profile_rows": args.profile_rows,
                 "profile_calls": args.profile_calls,
             }
-            python = sys.executable if case.impl == "mlff" else peers_python
+            python = sys.executable if case.impl == "mlff" else interpreters[case.impl][1]
             timeout = 300.0 + 3.0 * args.budget + args.max_wait
             if prediction is not None:
                 timeout = max(timeout, 120.0 + args.max_wait + 3.0 * prediction[0] * (warmup + 1))
@@ -779,6 +855,28 @@ def predict(case: Case, done: List[Case]) -> Optional[Tuple[float, float, int]]:
     call_s = r["best_total_s"] * scale
     peak_gb = (r["rss_before_mb"] + max(r["eval_rss_mb"], 0.0) * scale) / 1e3
     return call_s, peak_gb, p.n_atoms
+
+
+def peer_interpreters(args: argparse.Namespace, models: List[str]) -> Dict[str, Tuple[str, str]]:
+    """{peer backend: (environment name, interpreter path)} for the peers of ``models`` whose
+    environment exists (none with ``--no-peers``); missing environments are printed with the
+    script that makes them, and their peers are not run."""
+    if args.no_peers:
+        return {}
+    pythons = {"peers": args.peers_python, "nequip": args.nequip_python}
+    found: Dict[str, Tuple[str, str]] = {}
+    missing: Dict[Tuple[str, str, str], List[str]] = {}
+    for backend in sorted({FAMILIES[m].peer_backend for m in models} - {None}):
+        environment, script = PEER_ENVIRONMENTS[backend]
+        python = pythons[environment]
+        if Path(python).exists():
+            found[backend] = (environment, python)
+        else:
+            missing.setdefault((environment, python, script), []).append(backend)
+    for (environment, python, script), backends in missing.items():
+        print(f"[models] no {environment} environment at {python}: run `bash {script}` "
+              f"({', '.join(backends)} not run)")
+    return found
 
 
 def available_models() -> List[str]:

@@ -13,12 +13,15 @@
 // into atoms go to one buffer per thread (edges are in any order), added up at the end in a
 // fixed order: results do not depend on scheduling, only on the number of threads.
 //
-// The backward pass here is not itself differentiable; mlff/nn/fused.py uses it only when no
-// graph is being built (forces for MD) and composes differentiable operations otherwise.
+// Autograd (registered here, so that TorchScript and C++ engines differentiate it too): the
+// backward kernel when no graph of the derivatives is being built (forces for MD); otherwise
+// (training differentiates forces again) the same gradients composed of differentiable ATen
+// operations, so that every order is exact.
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -228,6 +231,73 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> painn_messages_backward_cpu(
     return {grad_filters, grad_features, grad_vectors_in, grad_directions};
 }
 
+// The gradients of the backward kernel as differentiable ATen operations (used while a graph of
+// the derivatives is built).
+std::tuple<Tensor, Tensor, Tensor, Tensor> painn_messages_backward_composite(
+    const Tensor& grad_scalars, const Tensor& grad_vectors, const Tensor& filters, const Tensor& features,
+    const Tensor& vectors, const Tensor& directions, const Tensor& sender, const Tensor& receiver) {
+    const int64_t n_atoms = features.size(0);
+    const int64_t F = filters.size(1) / 3;
+    auto w = filters.split(F, 1);  // w_s, w_v, w_r: (n_edges, F)
+    auto x = features.index_select(0, sender).split(F, 1);
+    const Tensor v = vectors.index_select(0, sender);  // (n_edges, 3, F)
+    const Tensor g_s = grad_scalars.index_select(0, receiver);  // (n_edges, F)
+    const Tensor g_v = grad_vectors.index_select(0, receiver);  // (n_edges, 3, F)
+    const Tensor t_v = (g_v * v).sum(1);
+    const Tensor t_r = (g_v * directions.unsqueeze(-1)).sum(1);
+    const Tensor grad_filters = at::cat({g_s * x[0], t_v * x[1], t_r * x[2]}, 1);
+    const auto scatter = [&](const Tensor& src) { return at::zeros({n_atoms, src.size(1)}, src.options()).index_add(0, sender, src); };
+    const Tensor grad_features = scatter(at::cat({g_s * w[0], t_v * w[1], t_r * w[2]}, 1));
+    const Tensor grad_vectors_in =
+        scatter(((w[1] * x[1]).unsqueeze(1) * g_v).reshape({-1, 3 * F})).reshape({n_atoms, 3, F});
+    const Tensor grad_directions = (g_v * (w[2] * x[2]).unsqueeze(1)).sum(-1);
+    return {grad_filters, grad_features, grad_vectors_in, grad_directions};
+}
+
+class PaiNNMessagesFunction : public torch::autograd::Function<PaiNNMessagesFunction> {
+  public:
+    static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& filters,
+                                                  const Tensor& features, const Tensor& vectors, const Tensor& directions,
+                                                  const Tensor& sender, const Tensor& receiver) {
+        ctx->save_for_backward({filters, features, vectors, directions, sender, receiver});
+        at::AutoDispatchBelowADInplaceOrView guard;  // through the dispatcher: fake tensors trace it
+        static auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("mlff::painn_messages", "")
+                             .typed<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                                               const Tensor&, const Tensor&)>();
+        auto [d_scalars, d_vectors] = op.call(filters, features, vectors, directions, sender, receiver);
+        return {d_scalars, d_vectors};
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grads) {
+        const auto saved = ctx->get_saved_variables();
+        Tensor grad_scalars = grads[0], grad_vectors = grads[1];
+        if (!grad_scalars.defined()) grad_scalars = at::zeros({saved[1].size(0), saved[0].size(1) / 3}, saved[0].options());
+        if (!grad_vectors.defined()) grad_vectors = at::zeros_like(saved[2]);
+        std::tuple<Tensor, Tensor, Tensor, Tensor> result;
+        if (at::GradMode::is_enabled()) {
+            result = painn_messages_backward_composite(grad_scalars, grad_vectors, saved[0], saved[1], saved[2], saved[3],
+                                                       saved[4], saved[5]);
+        } else {
+            static auto op = c10::Dispatcher::singleton()
+                                 .findSchemaOrThrow("mlff::painn_messages_backward", "")
+                                 .typed<std::tuple<Tensor, Tensor, Tensor, Tensor>(
+                                     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                     const Tensor&, const Tensor&, const Tensor&)>();
+            result = op.call(grad_scalars, grad_vectors, saved[0], saved[1], saved[2], saved[3], saved[4], saved[5]);
+        }
+        auto [grad_filters, grad_features, grad_vectors_in, grad_directions] = result;
+        return {grad_filters, grad_features, grad_vectors_in, grad_directions, Tensor(), Tensor()};
+    }
+};
+
+std::tuple<Tensor, Tensor> painn_messages_autograd(const Tensor& filters, const Tensor& features, const Tensor& vectors,
+                                                   const Tensor& directions, const Tensor& sender, const Tensor& receiver) {
+    auto outputs = PaiNNMessagesFunction::apply(filters, features, vectors, directions, sender, receiver);
+    return {outputs[0], outputs[1]};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(mlff, m) {
@@ -241,3 +311,5 @@ TORCH_LIBRARY_IMPL(mlff, CPU, m) {
     m.impl("painn_messages", &painn_messages_cpu);
     m.impl("painn_messages_backward", &painn_messages_backward_cpu);
 }
+
+TORCH_LIBRARY_IMPL(mlff, Autograd, m) { m.impl("painn_messages", &painn_messages_autograd); }

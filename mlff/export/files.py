@@ -6,6 +6,7 @@ device; see :mod:`mlff.export.compiled`). Loading needs ``import mlff`` (for ``t
 and nothing of the training code.
 """
 
+import copy
 import datetime
 import hashlib
 import json
@@ -73,7 +74,10 @@ def deploy(
             os.replace(temporary, path)
         return json.loads(text)
     text = json.dumps(info, sort_keys=True)
-    module = torch.jit.script(DeployedPotential(potential.eval(), text))
+    # a frozen copy: an MD step needs no parameter gradients, and autograd keeps fewer tensors
+    # (no layer inputs kept for weight gradients) when parameters do not require them
+    frozen = copy.deepcopy(potential).eval().requires_grad_(False)
+    module = torch.jit.script(DeployedPotential(frozen, text))
     temporary = f"{path}.tmp-{os.getpid()}"
     torch.jit.save(module, temporary, _extra_files={METADATA_NAME: text})
     os.replace(temporary, path)
@@ -96,7 +100,8 @@ def read_metadata(path: str) -> Dict[str, Any]:
 def load_potential(path: str, device: str = "cpu") -> Union[torch.jit.ScriptModule, CompiledPotential]:
     """Load a deployed potential onto ``device``: a scripted :class:`DeployedPotential` from a
     TorchScript file, a :class:`CompiledPotential` from a ``.pt2`` package; both are called the
-    same way.
+    same way. Parameters are frozen (``requires_grad`` False): forces and stress need no
+    parameter gradients, and autograd then keeps fewer tensors.
 
     Raises FileNotFoundError for a missing file and ValueError for a corrupt, truncated or
     foreign file, one written by an incompatible mlff, or a package compiled for another device.
@@ -111,6 +116,8 @@ def load_potential(path: str, device: str = "cpu") -> Union[torch.jit.ScriptModu
     except Exception as error:
         raise ValueError(_unreadable(path, error)) from error
     _parse_metadata(path, extra[METADATA_NAME])
+    for parameter in module.parameters():  # files written before parameters were frozen
+        parameter.requires_grad_(False)
     return module.eval()
 
 

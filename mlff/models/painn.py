@@ -34,7 +34,7 @@ from mlff.nn.cutoff import PolynomialCutoff
 from mlff.nn.mlp import mlp
 from mlff.nn.radial import BesselBasis
 from mlff.nn.readout import EnergyReadout
-from mlff.nn.fused import painn_messages, painn_messages_reference
+from mlff.nn.fused import painn_messages
 
 #: Added to squared norms of vector features before the square root (Angstrom-free: features
 #: are dimensionless): keeps the gradient finite when a vector feature is exactly zero.
@@ -108,10 +108,8 @@ class PaiNNMessage(torch.nn.Module):
         """
         filters = self.filter(radial) * envelope.unsqueeze(-1)  # [n_edges, 3F]
         features = self.scalar_network(scalars)  # [n_atoms, 3F]
-        if torch.jit.is_scripting():
-            d_scalars, d_vectors = painn_messages_reference(filters, features, vectors, directions, sender, receiver)
-        else:  # one compiled pass over the edges (mlff.nn.fused)
-            d_scalars, d_vectors = painn_messages(filters, features, vectors, directions, sender, receiver)
+        # one compiled pass over the edges on CPU (mlff.nn.fused)
+        d_scalars, d_vectors = painn_messages(filters, features, vectors, directions, sender, receiver)
         return scalars + d_scalars, vectors + d_vectors
 
 

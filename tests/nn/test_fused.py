@@ -4,7 +4,7 @@ with tensor operations: values, first and second derivatives, threads, bad input
 import pytest
 import torch
 
-from mlff.nn.fused import _PaiNNMessages, painn_messages, painn_messages_reference
+from mlff.nn.fused import painn_messages, painn_messages_reference
 
 
 def random_inputs(n_edges: int, n_atoms: int, n_features: int, dtype: torch.dtype, seed: int = 0):
@@ -58,11 +58,20 @@ def test_first_and_second_derivatives_are_exact():
     filters, features, vectors, directions, sender, receiver = random_inputs(40, 7, 3, torch.float64)
 
     def messages(filters, features, vectors, directions):
-        return _PaiNNMessages.apply(filters, features, vectors, directions, sender, receiver)
+        return torch.ops.mlff.painn_messages(filters, features, vectors, directions, sender, receiver)
 
     inputs = (filters, features, vectors, directions)
     assert torch.autograd.gradcheck(messages, inputs)  # compiled backward kernel
     assert torch.autograd.gradgradcheck(messages, inputs)  # differentiable backward (create_graph)
+
+
+def test_differentiable_under_torchscript():
+    inputs = random_inputs(60, 9, 4, torch.float64)
+    scripted = torch.jit.script(painn_messages)
+    expected = torch.autograd.grad(painn_messages_reference(*inputs)[1].square().sum(), inputs[:4])
+    actual = torch.autograd.grad(scripted(*inputs)[1].square().sum(), inputs[:4])
+    for a, b in zip(actual, expected):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_result_does_not_depend_on_the_thread_count_beyond_rounding():

@@ -23,9 +23,9 @@ from torch.utils.checkpoint import checkpoint
 from mlff.nn.equivariant.mlp import scalar_mlp
 from mlff.nn.equivariant.tensor_product import EdgeTensorProduct
 
-#: Edges per chunk of a large system's convolution (see ``EdgeConvolution.chunk_edges``): 2^17,
-#: about 4 500 atoms of liquid water at 5 Angstrom (1 536 atoms, 84 000 edges, are not chunked).
-CHUNK_EDGES = 131072
+#: Edges per chunk of a large system's convolution (see ``EdgeConvolution.chunk_edges``): 2^15,
+#: about 600 atoms of liquid water at 5 Angstrom (1 536 atoms, 84 000 edges, make 3 chunks).
+CHUNK_EDGES = 32768
 
 
 class EdgeConvolution(torch.nn.Module):
@@ -73,6 +73,7 @@ class EdgeConvolution(torch.nn.Module):
         self.irreps_sh = self.tensor_product.irreps_sh
         self.irreps_out = self.tensor_product.irreps_out
         self.radial = scalar_mlp(list(radial_sizes) + [self.tensor_product.weight_numel])
+        self.n_hidden_modules = len(self.radial) - 1  # the last module is a bias-free linear map
         self.scale = float(scale)
         self.chunk_edges = CHUNK_EDGES
 
@@ -87,8 +88,17 @@ class EdgeConvolution(torch.nn.Module):
         return self._messages(h, sh, radial, edge_index)
 
     def _messages(self, h: Tensor, sh: Tensor, radial: Tensor, edge_index: Tensor) -> Tensor:
-        weights = self.radial(radial)  # (n_edges, weight_numel)
-        return self.tensor_product(h, sh, weights, edge_index) * self.scale  # (n_atoms, irreps_out.dim)
+        hidden = radial
+        i = 0
+        for layer in self.radial:  # all but the last linear map
+            if i < self.n_hidden_modules:
+                hidden = layer(hidden)
+            i += 1
+        # the last linear map one path at a time: the gradient of each path's weights goes
+        # straight into its own product, never gathered into one (n_edges, weight_numel) array
+        blocks = torch.split(self.radial[-1].weight, self.tensor_product.weight_sizes, dim=0)
+        path_weights = [torch.mm(hidden, block.t()) for block in blocks]  # (n_edges, mul_p) each
+        return self.tensor_product.forward_paths(h, sh, path_weights, edge_index) * self.scale  # (n_atoms, irreps_out.dim)
 
     @torch.jit.unused
     def _chunked(self, h: Tensor, sh: Tensor, radial: Tensor, edge_index: Tensor) -> Tensor:

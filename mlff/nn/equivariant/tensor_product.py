@@ -195,8 +195,12 @@ class EdgeTensorProduct(torch.nn.Module):
         self.weight_numel = sum(self.weight_sizes)
 
     def forward(self, h: Tensor, sh: Tensor, weights: Tensor, edge_index: Tensor) -> Tensor:
-        node_blocks = list(torch.split(h, self.block_sizes, dim=1))
         path_weights = list(torch.split(weights, self.weight_sizes, dim=1))  # one split: one backward copy
+        return self.forward_paths(h, sh, path_weights, edge_index)
+
+    def forward_paths(self, h: Tensor, sh: Tensor, path_weights: List[Tensor], edge_index: Tensor) -> Tensor:
+        """:meth:`forward` with the weights given per path, ``path_weights[p]`` (n_edges, mul_p)."""
+        node_blocks = list(torch.split(h, self.block_sizes, dim=1))
         outputs: List[Tensor] = [h.new_zeros(h.size(0), 0)]
         for block in self.blocks:
             outputs.extend(block(node_blocks, sh, path_weights, edge_index))
