@@ -43,19 +43,7 @@ packages=(
 )
 no_deps=(schnetpack==2.1.1)
 
-quiet_pip() {
-  # pip's output goes to a log that is shown (without the harmless find-links warnings) only
-  # when pip fails
-  local log
-  log=$(mktemp)
-  if ! "$venv/bin/pip" "$@" >"$log" 2>&1; then
-    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2 || true
-    rm -f "$log"
-    echo "setup_peers.sh: pip $* failed (see above)" >&2
-    return 1
-  fi
-  rm -f "$log"
-}
+source "$root/scripts/quiet_pip.sh"
 
 check() {
   "$venv/bin/python" - <<'EOF'

@@ -18,18 +18,7 @@ esac
 requirements="$root/env/$name.txt"
 python=${PYTHON:-python3}
 
-quiet_pip() {
-  # pip's output goes to a log that is shown only when pip fails
-  local log
-  log=$(mktemp)
-  if ! "$venv/bin/pip" "$@" >"$log" 2>&1; then
-    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2 || true
-    rm -f "$log"
-    echo "setup_env.sh: pip $* failed (see above)" >&2
-    return 1
-  fi
-  rm -f "$log"
-}
+source "$root/scripts/quiet_pip.sh"
 
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -c 'import sys; assert sys.version_info >= (3, 10), "mlff needs Python >= 3.10"'
