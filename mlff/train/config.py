@@ -174,6 +174,13 @@ class TrainingConfig:
         (``training.max_minutes=...``) continues.
     second_stage : SecondStageConfig, optional
         Reweighted loss and constant learning rate for the last part of training.
+    initial_weights : str, optional
+        An mlff checkpoint (``best.pt`` or ``last.pt`` of an earlier run) whose weights start
+        this run: fine-tuning, or a new learning-rate cycle after a finished one. Its moving
+        average (the validated weights) is loaded; architecture, species, reference energies
+        and scale come from it, and any hyperparameter the model section gives must agree.
+        Optimiser, schedule and moving average start afresh. ``--resume`` ignores it (the
+        run's own ``last.pt`` already holds its weights).
     """
 
     epochs: int = 100
@@ -196,6 +203,7 @@ class TrainingConfig:
     early_stopping_patience: Optional[int] = None
     max_minutes: Optional[float] = None
     second_stage: Optional[SecondStageConfig] = None
+    initial_weights: Optional[str] = None
 
     def uses_energy(self) -> bool:
         """Whether some stage puts weight on energies (then every configuration needs one)."""
@@ -310,7 +318,7 @@ def config_from_dict(raw: Mapping[str, Any], base_dir: str = ".", source: str = 
             raise ValueError(f"{source}: the section {required!r} is required")
     model = _model_section(raw["model"], source)
     data = _data_section(raw["data"], base_dir, source)
-    training = _training_section(raw.get("training") or {}, source)
+    training = _training_section(raw.get("training") or {}, base_dir, source)
     config = Config(
         model=model,
         data=data,
@@ -407,7 +415,7 @@ def _data_section(raw: Any, base_dir: str, source: str) -> DataConfig:
     return DataConfig(**values)
 
 
-def _training_section(raw: Any, source: str) -> TrainingConfig:
+def _training_section(raw: Any, base_dir: str, source: str) -> TrainingConfig:
     if not isinstance(raw, Mapping):
         raise ValueError(f"{source}: training must be a mapping")
     _reject_unknown(raw, _fields(TrainingConfig), f"{source}: training")
@@ -424,6 +432,10 @@ def _training_section(raw: Any, source: str) -> TrainingConfig:
     if values["early_stopping_patience"] is not None:
         values["early_stopping_patience"] = _typed(values["early_stopping_patience"], int, "training.early_stopping_patience", source)
     values["second_stage"] = _second_stage_section(values["second_stage"], values["epochs"], source)
+    if values["initial_weights"] is not None:
+        values["initial_weights"] = _resolve(str(values["initial_weights"]), base_dir)
+        if not os.path.isfile(values["initial_weights"]):
+            raise FileNotFoundError(f"{source}: training.initial_weights: checkpoint {values['initial_weights']} does not exist")
     config = TrainingConfig(**values)
     problems: List[str] = []
 

@@ -48,13 +48,15 @@ def label_keys(config: Config) -> LabelKeys:
     return LabelKeys(data.energy_key, data.forces_key, data.stress_key, data.virial_key, data.config_type_key)
 
 
-def load_splits(config: Config, model_species: Optional[Sequence[int]] = None) -> Splits:
+def load_splits(config: Config, model_species: Optional[Sequence[int]] = None, species_source: str = "model.species") -> Splits:
     """Read and split the data of ``config``; raises ValueError with the reason and place.
 
     Parameters
     ----------
     model_species : list of int, optional
         Species the model is built for, when the config gives them; all data must be within.
+    species_source : str
+        Where those species come from, for the error message.
     """
     data, training = config.data, config.training
     requirements = Requirements(energy=training.uses_energy(), forces=training.uses_forces())
@@ -92,7 +94,7 @@ def load_splits(config: Config, model_species: Optional[Sequence[int]] = None) -
     if model_species is not None:
         outside = species_not_in(pool + validation + test, model_species)
         if outside:
-            raise ValueError(f"model.species {list(model_species)} lacks species {outside} found in the data")
+            raise ValueError(f"{species_source} {list(model_species)} lacks species {outside} found in the data")
         species = sorted(int(z) for z in model_species)
     if training.uses_stress() and not any(c.stress is not None for c in pool):
         raise ValueError(f"training.stress_weight (or second_stage.stress_weight) > 0 but no training configuration has a stress {data.stress_key!r}")

@@ -92,8 +92,13 @@ def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Co
             raise ValueError(f"--resume: {last_path} holds a {checkpoint_state['family']!r} model, the config a {config.family!r} one")
 
     hyperparameters = config.hyperparameters
-    given_species = hyperparameters.get("species")
-    splits = load_splits(config, given_species)
+    initial_state: Optional[Dict[str, Any]] = None
+    if checkpoint_state is None and config.training.initial_weights is not None:
+        initial_state = _initial_state(config)
+    if initial_state is not None:
+        splits = load_splits(config, initial_state["config"]["species"], "training.initial_weights: the model's species")
+    else:
+        splits = load_splits(config, hyperparameters.get("species"))
     dtype = getattr(torch, config.dtype)
     cutoff = make_config(config_class(config.family), hyperparameters).cutoff
     _say(stream, f"data: {len(splits.train)} training, {len(splits.validation)} validation, {len(splits.test)} test configurations; species {splits.species}")
@@ -115,6 +120,11 @@ def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Co
                 f"the data now give {splits.species}: start a new run (another output_dir) instead"
             )
         e0, scale = {}, 1.0  # the checkpoint's buffers replace them below
+    elif initial_state is not None:
+        model_settings = dict(initial_state["config"])
+        e0, scale = {}, 1.0  # the initial weights' buffers replace them below
+        _say(stream, f"initial weights: {config.training.initial_weights} (epoch {initial_state['metadata'].get('epoch', '?')} of its run); "
+                     "statistics from it, optimiser and schedule afresh")
     else:
         e0 = reference_energies(config.data.reference_energies, splits.train, splits.species)
         scale = energy_scale(splits.train, e0)
@@ -126,6 +136,8 @@ def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Co
 
     torch.manual_seed(config.seed)
     potential = Potential(build(config.family, **model_settings), e0, scale=scale).to(dtype).to(device)
+    if initial_state is not None:
+        potential.load_state_dict(initial_state["potential"])
     shadow = Potential(build(config.family, **model_settings)).to(dtype).to(device)
     trainer = _Trainer(config, potential, shadow, train_samples, validation_samples, stream, context, device)
     trainer.training_data_sha256 = fingerprint(splits.train)
@@ -148,6 +160,35 @@ def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Co
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+def _initial_state(config: Config) -> Dict[str, Any]:
+    """The checkpoint named by ``training.initial_weights``, checked against the config's model section."""
+    path = config.training.initial_weights
+    _, state = load_checkpoint(path)
+    if state["family"] != config.family:
+        raise ValueError(f"training.initial_weights: {path} holds a {state['family']!r} model, the config a {config.family!r} one")
+    differing = {
+        name: (value, state["config"].get(name))
+        for name, value in config.hyperparameters.items()
+        if _plain(state["config"].get(name)) != _plain(value)
+    }
+    if differing:
+        listed = ", ".join(f"{name}: config {mine!r}, checkpoint {theirs!r}" for name, (mine, theirs) in sorted(differing.items()))
+        raise ValueError(
+            f"training.initial_weights: {path} was built with other hyperparameters ({listed}): "
+            "make the model section agree with it, or leave those keys out"
+        )
+    return state
+
+
+def _plain(value: Any) -> Any:
+    """Lists for tuples (YAML gives lists, checkpoints may hold either) and floats for numbers."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 class _Trainer:

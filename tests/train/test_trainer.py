@@ -212,3 +212,46 @@ def test_resume_with_fewer_epochs_anneals_to_the_new_end(data_dir, tmp_path):
     assert len(rows) == 4
     # the cosine ends at min_learning_rate after the 4th epoch, not 16 epochs later
     assert float(rows[-1]["learning_rate"]) == pytest.approx(1e-4)
+
+
+def test_initial_weights_start_a_new_run_from_a_checkpoint(data_dir, tmp_path):
+    first = config_for(data_dir, tmp_path, "first", epochs=6, learning_rate=0.01)
+    train(first)
+    best = os.path.join(first.output_dir, "best.pt")
+    trained, state = load_checkpoint(best)
+    best_loss = state["metadata"]["best_validation_loss"]
+
+    # a learning rate too small to move the weights: the new run validates as the checkpoint did
+    # (the moving average starts at the loaded weights), far below an untrained model
+    frozen = dict(epochs=1, learning_rate=1e-12, ema_decay=0.0)
+    fine = config_for(data_dir, tmp_path, "fine", overrides=[f"training.initial_weights={best}"], **frozen)
+    train(fine)
+    scratch = config_for(data_dir, tmp_path, "scratch", **frozen)
+    train(scratch)
+    assert float(history(fine.output_dir)[0]["validation_loss"]) == pytest.approx(best_loss, rel=1e-6)
+    assert float(history(scratch.output_dir)[0]["validation_loss"]) > 2 * best_loss
+    loaded, _ = load_checkpoint(os.path.join(fine.output_dir, "best.pt"))
+    for name, value in trained.state_dict().items():  # statistics (E0, scale) included
+        torch.testing.assert_close(loaded.state_dict()[name], value, rtol=0, atol=1e-9)  # Adam moves each weight by about lr per step
+
+
+def test_initial_weights_refuse_another_model(data_dir, tmp_path):
+    first = config_for(data_dir, tmp_path, "first", epochs=1)
+    train(first)
+    best = os.path.join(first.output_dir, "best.pt")
+    wider = config_for(data_dir, tmp_path, "wider", overrides=[f"training.initial_weights={best}", "model.n_features=16"])
+    with pytest.raises(ValueError, match="n_features: config 16, checkpoint 8"):
+        train(wider)
+    raw = base_settings(data_dir, str(tmp_path / "painn"), epochs=1, initial_weights=best)
+    raw["model"] = {"family": "painn", "cutoff": 3.5, "n_features": 8, "n_interactions": 1, "n_basis": 6}
+    other_family = load_config(write_config(str(tmp_path), raw, "painn.yaml"))
+    with pytest.raises(ValueError, match="holds a 'schnet' model"):
+        train(other_family)
+    with_nickel = str(tmp_path / "cu_ni.xyz")
+    ase.io.write(with_nickel, emt_configurations(6, seed=3, elements=("Cu", "Ni")))
+    raw = base_settings(data_dir, str(tmp_path / "ni"), epochs=1, initial_weights=best)
+    raw["data"] = {"train": [with_nickel], "validation_count": 2}
+    with pytest.raises(ValueError, match=r"initial_weights: the model's species \[13, 29\] lacks species \[28\]"):
+        train(load_config(write_config(str(tmp_path), raw, "ni.yaml")))
+    with pytest.raises(FileNotFoundError, match="initial_weights: checkpoint .*missing.pt does not exist"):
+        config_for(data_dir, tmp_path, "missing", initial_weights=str(tmp_path / "missing.pt"))
