@@ -1,8 +1,9 @@
 """Write a shipped potential's model card (potentials/NAME.md) from what its run produced.
 
-    python potentials/training/card.py NAME
+    python potentials/training/card.py NAME [RECIPE]
 
-Reads potentials/NAME.pt (metadata), potentials/training/runs/NAME/{metrics.json,log.csv} and
+RECIPE (default NAME) is the config the shipped run came from, potentials/training/RECIPE.yaml.
+Reads potentials/NAME.pt (metadata), potentials/training/runs/RECIPE/{metrics.json,log.csv} and
 potentials/checks/NAME/*.json, so every number in a card comes from a file, not from memory.
 """
 
@@ -37,7 +38,7 @@ DATA = {
     ),
 }
 
-#: How the run actually went, where it differs from a plain `train.sh` run.
+#: How the run actually went, where it differs from a plain `train.sh` run (by recipe).
 HISTORY = {
     "ethanol": "The first 39 epochs ran under a 350-epoch cosine schedule; the run was then resumed with "
                "`training.epochs=150` (the learning rate was still within 3 % of its peak), to fit the session's CPU budget.",
@@ -120,8 +121,10 @@ def _check_section(name: str, check_dir: str) -> str:
 
 def main() -> None:
     name = sys.argv[1]
+    recipe = sys.argv[2] if len(sys.argv) > 2 else name
+    command = f"bash potentials/training/train.sh {name}" + (f" {recipe}" if recipe != name else "")
     metadata = read_metadata(os.path.join(POTENTIALS, f"{name}.pt"))
-    run = os.path.join(HERE, "runs", name)
+    run = os.path.join(HERE, "runs", recipe)
     metrics = _read_json(os.path.join(run, "metrics.json"))
     hyperparameters = ", ".join(
         f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
@@ -130,13 +133,13 @@ def main() -> None:
     text = f"""# {name}.pt
 
 **Model**: {metadata['model_family']} ({hyperparameters}), species {metadata['species']},
-{metadata['dtype']}, cutoff {metadata['cutoff']} A; {size_kb:.0f} kB. Trained with `bash potentials/training/train.sh {name}`
-(config `potentials/training/{name}.yaml`, mlff {metadata['mlff_version']}, torch {metadata['torch_version']}).
+{metadata['dtype']}, cutoff {metadata['cutoff']} A; {size_kb:.0f} kB. Trained with `{command}`
+(config `potentials/training/{recipe}.yaml`, mlff {metadata['mlff_version']}, torch {metadata['torch_version']}).
 
 **Data**: {DATA[name]}
 
 **Training budget**: {_budget(os.path.join(run, 'log.csv'))}. Best epoch {metrics['best_epoch']} of {metrics['epochs']};
-the exponential moving average of the weights is what ships. {HISTORY[name]}
+the exponential moving average of the weights is what ships. {HISTORY[recipe]}
 
 **Errors** (best EMA weights):
 
