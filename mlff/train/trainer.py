@@ -100,7 +100,9 @@ def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Co
     else:
         splits = load_splits(config, hyperparameters.get("species"))
     dtype = getattr(torch, config.dtype)
-    cutoff = make_config(config_class(config.family), hyperparameters).cutoff
+    # the graphs' cutoff is the model's: the initial weights' when they set the architecture
+    architecture = initial_state["config"] if initial_state is not None else hyperparameters
+    cutoff = make_config(config_class(config.family), architecture).cutoff
     _say(stream, f"data: {len(splits.train)} training, {len(splits.validation)} validation, {len(splits.test)} test configurations; species {splits.species}")
     if context.distributed:
         backend = "NCCL" if device.type == "cuda" else "gloo"

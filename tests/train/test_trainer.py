@@ -2,6 +2,7 @@
 and the CLI trains and evaluates checkpoints and deployed files."""
 
 import csv
+import io
 import math
 import os
 import signal
@@ -17,7 +18,7 @@ from mlff.cli import main
 from mlff.train.checkpoint import load_checkpoint
 from mlff.train.config import load_config
 from mlff.train.trainer import _Trainer, train
-from tests.train.conftest import base_settings, emt_configurations, write_config
+from tests.train.conftest import TINY_MODEL, base_settings, emt_configurations, write_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -230,6 +231,15 @@ def test_initial_weights_start_a_new_run_from_a_checkpoint(data_dir, tmp_path):
     train(scratch)
     assert float(history(fine.output_dir)[0]["validation_loss"]) == pytest.approx(best_loss, rel=1e-6)
     assert float(history(scratch.output_dir)[0]["validation_loss"]) > 2 * best_loss
+    # the model section may leave the architecture out: the checkpoint's (its cutoff included) is used
+    raw = base_settings(data_dir, str(tmp_path / "bare"), initial_weights=best, **frozen)
+    raw["model"] = {"family": "schnet"}
+    bare = load_config(write_config(str(tmp_path), raw, "bare.yaml"))
+    assert bare.hyperparameters == {}
+    said = io.StringIO()
+    train(bare, stream=said)
+    assert f"(cutoff {TINY_MODEL['cutoff']} A)" in said.getvalue()
+    assert float(history(bare.output_dir)[0]["validation_loss"]) == pytest.approx(best_loss, rel=1e-6)
     loaded, _ = load_checkpoint(os.path.join(fine.output_dir, "best.pt"))
     for name, value in trained.state_dict().items():  # statistics (E0, scale) included
         torch.testing.assert_close(loaded.state_dict()[name], value, rtol=0, atol=1e-9)  # Adam moves each weight by about lr per step
