@@ -19,7 +19,6 @@ A compiled graph cannot raise Python errors, so the input checks of
 eagerly around it, with the same messages. The package is compiled for one dtype and device.
 """
 
-import copy
 import json
 import zipfile
 from typing import Any, Dict, List, Optional, Sequence
@@ -31,6 +30,7 @@ from mlff.export.deployed import DeployedPotential
 from mlff.neighbors import neighbor_list
 from mlff.nn.embedding import SpeciesIndex
 from mlff.potential import checks as potential_checks
+from mlff.potential import rebuilt_copy
 
 MODEL_WITH_NEIGHBORS = "with_neighbors"
 MODEL_WITH_EDGES = "with_edges"
@@ -129,7 +129,7 @@ def write_package(potential: torch.nn.Module, path: str, metadata_json: str, met
     from torch.export import Dim
     from torch.export.pt2_archive._package import package_pt2
 
-    unchecked = copy.deepcopy(potential).cpu().eval()
+    unchecked = rebuilt_copy(potential).cpu()
     # Python errors on tensor values cannot be compiled: CompiledPotential checks eagerly instead
     unchecked.set_input_validation(False)
     deployed = DeployedPotential(unchecked, metadata_json)

@@ -6,7 +6,6 @@ device; see :mod:`mlff.export.compiled`). Loading needs ``import mlff`` (for ``t
 and nothing of the training code.
 """
 
-import copy
 import datetime
 import hashlib
 import json
@@ -20,6 +19,7 @@ import mlff
 from mlff.export import compiled
 from mlff.export.compiled import CompiledPotential
 from mlff.export.deployed import DeployedPotential
+from mlff.potential import rebuilt_copy
 
 #: Version of the deployed-file layout; files with a newer version are refused.
 FORMAT_VERSION = 1
@@ -76,7 +76,7 @@ def deploy(
     text = json.dumps(info, sort_keys=True)
     # a frozen copy: an MD step needs no parameter gradients, and autograd keeps fewer tensors
     # (no layer inputs kept for weight gradients) when parameters do not require them
-    frozen = copy.deepcopy(potential).eval().requires_grad_(False)
+    frozen = rebuilt_copy(potential).requires_grad_(False)
     module = torch.jit.script(DeployedPotential(frozen, text))
     temporary = f"{path}.tmp-{os.getpid()}"
     torch.jit.save(module, temporary, _extra_files={METADATA_NAME: text})

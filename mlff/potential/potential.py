@@ -187,3 +187,18 @@ def _module_dtype(module: torch.nn.Module) -> torch.dtype:
         if tensor.is_floating_point():
             return tensor.dtype
     return torch.get_default_dtype()
+
+
+def rebuilt_copy(potential: Potential) -> Potential:
+    """An independent copy of ``potential``: same model class and config, weights, statistics,
+    input checks, dtype and device, in eval mode.
+
+    ``copy.deepcopy`` cannot copy models holding TorchScript functions (as some e3nn modules
+    do, for instance with l = 2 hidden features), so the copy is rebuilt from the config and
+    given the original's ``state_dict``.
+    """
+    model = type(potential.model)(potential.model.config)
+    copied = Potential(model).to(device=potential.scale.device, dtype=potential.scale.dtype)
+    copied.load_state_dict(potential.state_dict())
+    copied.set_input_validation(potential.validate_inputs)
+    return copied.eval()

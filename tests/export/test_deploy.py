@@ -135,3 +135,34 @@ def test_cli_reports_errors_clearly(tmp_path):
     )
     assert result.returncode == 1
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_deploys_models_that_cannot_be_deep_copied(tmp_path):
+    """MACE with l = 2 hidden features holds TorchScript functions (e3nn), which copy.deepcopy
+    refuses: deploy must not rely on it (a finished training run once failed there)."""
+    import copy
+
+    from mlff.export import deploy
+    from mlff.potential import rebuilt_copy
+
+    potential = make_potential("mace", torch.float64, hidden_l_max=2)
+    with pytest.raises(Exception, match="cannot be pickled"):
+        copy.deepcopy(potential)
+    atoms = water_dimer()
+    energy, forces = reference(potential, atoms)
+
+    copied = rebuilt_copy(potential)
+    assert reference(copied, atoms)[0] == pytest.approx(energy, abs=1e-12)
+    with torch.no_grad():  # independent of the original
+        next(copied.parameters()).add_(1.0)
+    assert reference(potential, atoms)[0] == energy
+
+    path = str(tmp_path / "potential.pt")
+    deploy(potential, path)
+    assert all(p.requires_grad for p in potential.parameters())  # the caller's potential is left as it was
+    module = mlff.load_potential(path)
+    outputs = module(
+        torch.tensor(atoms.positions), torch.tensor(atoms.numbers), torch.zeros(3, 3), torch.zeros(3, dtype=torch.bool)
+    )
+    assert outputs["energy"].item() == pytest.approx(energy, abs=1e-10)
+    np.testing.assert_allclose(outputs["forces"].numpy(), forces, atol=1e-10)
