@@ -138,16 +138,13 @@ def test_cli_reports_errors_clearly(tmp_path):
 
 
 def test_deploys_models_that_cannot_be_deep_copied(tmp_path):
-    """MACE with l = 2 hidden features holds TorchScript functions (e3nn), which copy.deepcopy
-    refuses: deploy must not rely on it (a finished training run once failed there)."""
-    import copy
-
+    """MACE with l = 2 hidden features holds TorchScript functions (e3nn), which torch 2.9
+    cannot deep-copy (torch 2.13 can): deploy must not rely on copy.deepcopy (a finished training
+    run once failed there)."""
     from mlff.export import deploy
     from mlff.potential import rebuilt_copy
 
     potential = make_potential("mace", torch.float64, hidden_l_max=2)
-    with pytest.raises(Exception, match="cannot be pickled"):
-        copy.deepcopy(potential)
     atoms = water_dimer()
     energy, forces = reference(potential, atoms)
 
