@@ -170,27 +170,22 @@ def _initial_state(config: Config) -> Dict[str, Any]:
     _, state = load_checkpoint(path)
     if state["family"] != config.family:
         raise ValueError(f"training.initial_weights: {path} holds a {state['family']!r} model, the config a {config.family!r} one")
+    # compared as validated configs, so that 5 and 5.0 or a list and a tuple agree
+    cls = config_class(config.family)
+    theirs = make_config(cls, state["config"])
+    mine = make_config(cls, {**state["config"], **config.hyperparameters})
     differing = {
-        name: (value, state["config"].get(name))
-        for name, value in config.hyperparameters.items()
-        if _plain(state["config"].get(name)) != _plain(value)
+        name: (getattr(mine, name), getattr(theirs, name))
+        for name in config.hyperparameters
+        if getattr(mine, name) != getattr(theirs, name)
     }
     if differing:
-        listed = ", ".join(f"{name}: config {mine!r}, checkpoint {theirs!r}" for name, (mine, theirs) in sorted(differing.items()))
+        listed = ", ".join(f"{name}: config {given!r}, checkpoint {stored!r}" for name, (given, stored) in sorted(differing.items()))
         raise ValueError(
             f"training.initial_weights: {path} was built with other hyperparameters ({listed}): "
             "make the model section agree with it, or leave those keys out"
         )
     return state
-
-
-def _plain(value: Any) -> Any:
-    """Lists for tuples (YAML gives lists, checkpoints may hold either) and floats for numbers."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 class _Trainer:
