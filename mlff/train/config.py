@@ -150,6 +150,9 @@ class TrainingConfig:
         Configurations per step (training; validation and test).
     learning_rate, weight_decay : float
         AdamW settings.
+    amsgrad : bool
+        AdamW's AMSGrad variant (steps scaled by the largest second moment seen so far, as
+        mace-torch trains by default).
     energy_weight, forces_weight, stress_weight : float
         Loss weights on energy per atom (eV/atom)^2, force components (eV/Angstrom)^2 and
         stress components (eV/Angstrom^3)^2.
@@ -188,6 +191,7 @@ class TrainingConfig:
     eval_batch_size: int = 16
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
+    amsgrad: bool = False
     energy_weight: float = 1.0
     forces_weight: float = 10.0
     stress_weight: float = 0.0

@@ -214,7 +214,9 @@ class _Trainer:
         self.device = device if device is not None else torch.device(config.device)
         self.step = distributed.wrap(_Step(potential), context, self.device)
         self.loss = WeightedLoss(recipe.energy_weight, recipe.forces_weight, recipe.stress_weight, recipe.loss, recipe.huber_delta)
-        self.optimizer = torch.optim.AdamW(potential.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            potential.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay, amsgrad=recipe.amsgrad
+        )
         self.scheduler = _scheduler(self.optimizer, recipe)
         self.ema = ExponentialMovingAverage(potential, recipe.ema_decay, shadow)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -245,6 +247,7 @@ class _Trainer:
             "elapsed_seconds": self.elapsed,
             "second_stage_epoch": self.second_stage_epoch,
             "history": self.history,
+            "ema_updates": self.ema.updates,
         }
 
     def restore(self, checkpoint: Dict[str, Any]) -> None:
@@ -270,6 +273,7 @@ class _Trainer:
         self.best_epoch = int(state["best_epoch"])
         self.stale_epochs = int(state["stale_epochs"])
         self.history = list(state["history"])
+        self.ema.updates = int(state.get("ema_updates", 10**9))  # earlier checkpoints: warmed up long ago
         # checkpoints of earlier versions lack these: their epochs' seconds are in the history
         self.elapsed = float(state.get("elapsed_seconds", sum(row.get("seconds", 0.0) for row in self.history)))
         stage_epoch = state.get("second_stage_epoch")

@@ -10,6 +10,7 @@ import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlff.train.config import SecondStageConfig, load_config
+from mlff.train.ema import ExponentialMovingAverage
 from mlff.train.trainer import _Trainer, train
 from tests.train.conftest import base_settings, emt_configurations, write_config
 
@@ -175,8 +176,25 @@ def test_checkpoints_without_the_new_state_still_resume(data_dir, tmp_path):
     train(config)
     path = os.path.join(config.output_dir, "last.pt")
     state = torch.load(path, weights_only=True)
-    for key in ("elapsed_seconds", "second_stage_epoch"):
+    for key in ("elapsed_seconds", "second_stage_epoch", "ema_updates"):
         del state["training_state"][key]
     torch.save(state, path)
     again = config_for(data_dir, tmp_path, overrides=["training.epochs=2"], epochs=1)
     assert train(again, resume=True)["epochs"] == 2
+
+
+def test_moving_average_warms_up_then_keeps_its_decay():
+    """d_n = min(decay, (1 + n) / (10 + n)): the first updates follow the trained weights."""
+    trained = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(trained.weight)
+    average = ExponentialMovingAverage(trained, 0.99)
+    with torch.no_grad():
+        trained.weight.fill_(1.0)
+    average.update(trained)  # d_0 = 0.1
+    assert average.module.weight.item() == pytest.approx(0.9)
+    average.update(trained)  # d_1 = 2 / 11
+    assert average.module.weight.item() == pytest.approx(1.0 - 0.1 * 2.0 / 11.0)
+    for _ in range(2000):
+        average.update(trained)
+    assert average.current_decay() == 0.99
+    assert ExponentialMovingAverage(trained, 0.0).current_decay() == 0.0
