@@ -8,7 +8,7 @@ from mlff.nn.equivariant.convolution import EdgeConvolution
 from mlff.nn.equivariant.coupling import symmetric_coupling_basis
 from mlff.nn.equivariant.edge_embedding import EdgeEmbedding
 from mlff.nn.equivariant.gate import Gate
-from mlff.nn.equivariant.mlp import scalar_mlp
+from mlff.nn.equivariant.mlp import NormalizedLinear, scalar_mlp
 from mlff.nn.equivariant.species import SpeciesPartition, partition_by_species
 from mlff.nn.equivariant.species_linear import SpeciesLinear
 from mlff.nn.equivariant.symmetric_contraction import SymmetricContraction
@@ -19,6 +19,7 @@ __all__ = [
     "EdgeEmbedding",
     "EdgeTensorProduct",
     "Gate",
+    "NormalizedLinear",
     "SpeciesLinear",
     "SpeciesPartition",
     "SymmetricContraction",

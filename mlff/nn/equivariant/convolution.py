@@ -96,7 +96,7 @@ class EdgeConvolution(torch.nn.Module):
             i += 1
         # the last linear map one path at a time: the gradient of each path's weights goes
         # straight into its own product, never gathered into one (n_edges, weight_numel) array
-        blocks = torch.split(self.radial[-1].weight, self.tensor_product.weight_sizes, dim=0)
+        blocks = torch.split(self.radial[-1].effective_weight(), self.tensor_product.weight_sizes, dim=0)
         path_weights = [torch.mm(hidden, block.t()) for block in blocks]  # (n_edges, mul_p) each
         return self.tensor_product.forward_paths(h, sh, path_weights, edge_index) * self.scale  # (n_atoms, irreps_out.dim)
 
