@@ -1,12 +1,13 @@
 """Bias-free MLPs of invariant features: radial networks (an edge's radial features to its
 tensor-product weights) and scalar readouts."""
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Sequence
 
 import torch
 from torch import Tensor
 
 from mlff.nn.equivariant.activations import NormalizedSiLU
+from mlff.nn.mlp import mlp
 
 
 class NormalizedLinear(torch.nn.Module):
@@ -45,7 +46,7 @@ class NormalizedLinear(torch.nn.Module):
         return self.weight * self.gain
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.nn.functional.linear(x, self.weight * self.gain)
+        return torch.nn.functional.linear(x, self.effective_weight())
 
     def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, local_metadata: Dict[str, Any], *args: Any) -> None:
         version = local_metadata.get("version")
@@ -76,12 +77,4 @@ def scalar_mlp(sizes: Sequence[int]) -> torch.nn.Sequential:
     torch.nn.Sequential
         Input (n, n_in), output (n, n_out).
     """
-    if len(sizes) < 2:
-        raise ValueError(f"scalar_mlp: give at least input and output sizes, got {list(sizes)}")
-    layers: List[torch.nn.Module] = []
-    activation = NormalizedSiLU()
-    for index in range(len(sizes) - 1):
-        layers.append(NormalizedLinear(sizes[index], sizes[index + 1]))
-        if index < len(sizes) - 2:
-            layers.append(activation)
-    return torch.nn.Sequential(*layers)
+    return mlp(sizes, NormalizedSiLU(), linear=NormalizedLinear)
