@@ -56,6 +56,7 @@ import mlff.models  # noqa: E402
 from models import FAMILIES, water_box  # noqa: E402  (benchmarks/models.py)
 
 CUTOFF = 5.0  # Angstrom
+PARTS = ("neighbors", "models", "deployed")
 
 
 def synchronize(device: torch.device) -> None:
@@ -226,6 +227,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model-sizes", type=int, nargs="+", default=None, help="model boxes (atoms)")
     parser.add_argument("--families", nargs="+", default=None, help="default: all registered")
     parser.add_argument("--check-max-atoms", type=int, default=100_000)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to run (default: all)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -238,12 +240,16 @@ def main(argv=None) -> int:
     info = {"torch": torch.__version__, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     print(json.dumps(info))
     failures: List[str] = []
-    print("1. neighbour list, cutoff 5 A, float64")
-    results = {"environment": info, "neighbors": bench_neighbors(sizes, device, args.check_max_atoms, failures)}
-    print("2. models")
-    results["models"] = bench_models(families, model_sizes, device, failures)
-    print("3. deployed file and ASE MD")
-    results["deployed"] = check_deployed(device, failures)
+    results: Dict[str, object] = {"environment": info}
+    if "neighbors" in args.parts:
+        print("1. neighbour list, cutoff 5 A, float64")
+        results["neighbors"] = bench_neighbors(sizes, device, args.check_max_atoms, failures)
+    if "models" in args.parts:
+        print("2. models")
+        results["models"] = bench_models(families, model_sizes, device, failures)
+    if "deployed" in args.parts:
+        print("3. deployed file and ASE MD")
+        results["deployed"] = check_deployed(device, failures)
     results["failures"] = failures
     if args.json:
         with open(args.json, "w") as handle:

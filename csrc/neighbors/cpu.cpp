@@ -180,13 +180,8 @@ void search_one_system(const double* positions, const std::vector<int64_t>& atom
         }
     }
 
-    // bin counts: about cutoff / kBinsPerCutoff wide, at most a few bins per atom
     double length[3];
-    int64_t n_bins[3];
-    for (int k = 0; k < 3; ++k) {
-        length[k] = (upper[k] - lower[k]) * basis.heights[k];
-        n_bins[k] = std::max<int64_t>(1, static_cast<int64_t>(std::floor(length[k] * kBinsPerCutoff / cutoff)));
-    }
+    for (int k = 0; k < 3; ++k) length[k] = (upper[k] - lower[k]) * basis.heights[k];
     const double pair_estimate = estimated_pairs(n, length, pbc.data(), cutoff);
     TORCH_CHECK_VALUE(pair_estimate < static_cast<double>(kMaxPairs),
                       "neighbor_list: system ", graph, " would have about ", static_cast<int64_t>(pair_estimate),
@@ -194,18 +189,9 @@ void search_one_system(const double* positions, const std::vector<int64_t>& atom
                       "cutoff or check the cell (is it in Angstrom?)");
     // reserve for the expected pairs (bounded: the estimate is loose for sparse open systems)
     edges.ensure(static_cast<int64_t>(std::min(0.55 * pair_estimate, 100.0 * static_cast<double>(n))));
-    const int64_t max_bins = std::max<int64_t>(8, 2 * n);
-    while (n_bins[0] * n_bins[1] * n_bins[2] > max_bins) {
-        const int k = static_cast<int>(std::max_element(n_bins, n_bins + 3) - n_bins);
-        n_bins[k] = std::max<int64_t>(1, n_bins[k] / 2);
-    }
-    double bin_width[3];
-    int64_t reach[3];  // bins to search each way
-    for (int k = 0; k < 3; ++k) {
-        bin_width[k] = length[k] / static_cast<double>(n_bins[k]);
-        reach[k] = bin_width[k] > 0.0 ? static_cast<int64_t>(std::ceil(cutoff / bin_width[k] * (1.0 + 1e-12))) : 0;
-        if (!pbc[k]) reach[k] = std::min(reach[k], n_bins[k] - 1);
-    }
+    const BinGrid grid = make_bin_grid(length, pbc.data(), n, cutoff, kBinsPerCutoff);
+    const int64_t* n_bins = grid.n_bins;
+    const int64_t* reach = grid.reach;
 
     // counting sort of atoms into bins
     const int64_t total_bins = n_bins[0] * n_bins[1] * n_bins[2];

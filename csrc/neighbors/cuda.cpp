@@ -7,18 +7,18 @@
 // current stream. This keeps the build independent of a local nvcc, whose version would have
 // to match torch's CUDA (and nvcc 12.x is not on PyPI for Linux).
 //
-// Algorithm: brute force, O(N^2) per system (every pair of atoms of one system, over the
-// lattice images that can hold a neighbour); a cell list on the GPU is future work. See the
-// header comment of cuda_kernels.cu. Semantics and errors are those of the CPU backend
+// Algorithm: a cell list (make_bin_grid, bins about one cutoff wide), one warp per atom; see
+// the header comment of cuda_kernels.cu. Semantics and errors are those of the CPU backend
 // (cpu.cpp): a full list in both directions, distances strictly below the cutoff computed in
 // double, no (i, i, 0) pair, self-images included, open axes never shifted; the pairs come out
 // sorted by system, then by sender in input order.
 //
 // Host work per call: check_inputs (as the CPU path), the per-system geometry from make_basis
 // (cell and pbc are copied to the host), per-system atom counts and, for systems with open axes,
-// the extent of the atoms (for estimated_pairs); then on the device: a stable sort of atoms by
-// system, wrapping, a counting pass, an exclusive sum, and a fill pass. Synchronisations: the
-// input checks, the per-system counts, the open-axis extents and the total pair count.
+// the extent of the atoms (for estimated_pairs and the bins); then on the device: a stable sort
+// of atoms by system, wrapping, binning, a stable sort by bin, a counting pass, an exclusive
+// sum, and a fill pass. Synchronisations: the input checks, the per-system counts, the open-axis
+// extents and the total pair count.
 #include "neighbors.h"
 
 #include <ATen/ATen.h>
@@ -49,6 +49,7 @@ namespace layout = cuda_layout;
 
 struct Kernels {
     cudaKernel_t wrap_positions = nullptr;
+    cudaKernel_t bin_atoms = nullptr;
     cudaKernel_t count_pairs = nullptr;
     cudaKernel_t fill_pairs = nullptr;
 };
@@ -120,6 +121,7 @@ const Kernels& kernels_for_device(int device) {
     }
     Kernels kernels;
     kernels.wrap_positions = get_kernel(loaded->second, "mlff_wrap_positions");
+    kernels.bin_atoms = get_kernel(loaded->second, "mlff_bin_atoms");
     kernels.count_pairs = get_kernel(loaded->second, "mlff_count_pairs");
     kernels.fill_pairs = get_kernel(loaded->second, "mlff_fill_pairs");
     return per_device.emplace(device, kernels).first->second;
@@ -137,6 +139,11 @@ void launch(cudaKernel_t kernel, int64_t blocks, int threads, cudaStream_t strea
                                     dim3(static_cast<unsigned>(threads)), arguments, 0, stream));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
+
+// Bins about one cutoff wide: 27 bins per atom with about 12 atoms each in a liquid at a 5 A
+// cutoff, so that the 32 lanes of a warp have work (the CPU's half-cutoff bins would give 125
+// bins of about 1.5 atoms each).
+constexpr double kBinsPerCutoff = 1.0;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -165,14 +172,10 @@ std::tuple<at::Tensor, at::Tensor> neighbor_list_cuda(const at::Tensor& position
     const int64_t* n_of = atoms_per_system.data_ptr<int64_t>();
 
     at::Tensor geometry_host = at::empty({n_graphs, layout::kGeometryStride}, at::kDouble);
-    at::Tensor system_offsets_host = at::empty({n_graphs + 1}, at::kLong);
     double* geometry_data = geometry_host.data_ptr<double>();
-    int64_t* system_offsets_data = system_offsets_host.data_ptr<int64_t>();
     std::vector<SystemBasis> bases(n_graphs);
     bool any_open_axis = false;
-    system_offsets_data[0] = 0;
     for (int64_t g = 0; g < n_graphs; ++g) {
-        system_offsets_data[g + 1] = system_offsets_data[g] + n_of[g];
         Mat3 h;
         std::array<bool, 3> periodic;
         for (int r = 0; r < 3; ++r) {
@@ -194,16 +197,12 @@ std::tuple<at::Tensor, at::Tensor> neighbor_list_cuda(const at::Tensor& position
                 record[layout::kInverse + 3 * r + c] = usable.inverse_basis[r][c];
             }
         }
-        for (int k = 0; k < 3; ++k) {
-            record[layout::kPeriodic + k] = usable.periodic[k] ? 1.0 : 0.0;
-            record[layout::kReach + k] = usable.periodic[k] ? cutoff / usable.heights[k] : 0.0;
-        }
+        for (int k = 0; k < 3; ++k) record[layout::kPeriodic + k] = usable.periodic[k] ? 1.0 : 0.0;
     }
 
     // ---- device: sort atoms by system (stable: input order within a system) and wrap them
     const auto device = positions.device();
     const at::Tensor geometry = geometry_host.to(device);
-    const at::Tensor system_offsets = system_offsets_host.to(device);
     const at::Tensor positions64 = positions.to(at::kDouble).contiguous();
     const auto sorted = at::sort(batch_contiguous, /*stable=*/true, /*dim=*/0, /*descending=*/false);
     const at::Tensor system_of = std::get<0>(sorted).contiguous();
@@ -220,7 +219,7 @@ std::tuple<at::Tensor, at::Tensor> neighbor_list_cuda(const at::Tensor& position
            geometry.const_data_ptr<double>(), n_atoms, wrapped.mutable_data_ptr<double>(),
            fractional.mutable_data_ptr<double>(), image.mutable_data_ptr<int64_t>());
 
-    // ---- host: errors and pair-count estimates, system by system as on the CPU
+    // ---- host: errors, pair-count estimates and bins, system by system as on the CPU
     at::Tensor lower_host, upper_host;
     if (any_open_axis) {
         const at::Tensor index = system_of.unsqueeze(0).expand({3, n_atoms}).contiguous();
@@ -228,36 +227,66 @@ std::tuple<at::Tensor, at::Tensor> neighbor_list_cuda(const at::Tensor& position
         lower_host = zeros.scatter_reduce(1, index, fractional, "amin", /*include_self=*/false).to(at::kCPU).contiguous();
         upper_host = zeros.scatter_reduce(1, index, fractional, "amax", /*include_self=*/false).to(at::kCPU).contiguous();
     }
+    at::Tensor bins_host = at::zeros({n_graphs, layout::kBinStride}, at::kDouble);
+    double* bins_data = bins_host.data_ptr<double>();
+    int64_t total_bins = 0;
     for (int64_t g = 0; g < n_graphs; ++g) {
-        if (n_of[g] == 0) continue;
+        double* record = bins_data + layout::kBinStride * g;
+        record[layout::kBinOffset] = static_cast<double>(total_bins);
+        if (n_of[g] == 0) {  // one empty bin, never searched
+            for (int k = 0; k < 3; ++k) record[layout::kBinCount + k] = 1.0;
+            total_bins += 1;
+            continue;
+        }
         const SystemBasis& basis = bases[g];
         TORCH_CHECK_VALUE(basis.error.empty(), "neighbor_list: system ", g, ": ", basis.error,
                           "; give three linearly independent lattice vectors (rows of cell) for periodic axes");
-        double length[3];
+        double lower[3], span[3], length[3];
         for (int k = 0; k < 3; ++k) {
             if (basis.periodic[k]) {
-                length[k] = basis.heights[k];
+                lower[k] = 0.0;
+                span[k] = 1.0;
             } else {
-                const double extent = upper_host.data_ptr<double>()[k * n_graphs + g] -
-                                      lower_host.data_ptr<double>()[k * n_graphs + g];
-                length[k] = extent * basis.heights[k];
+                lower[k] = lower_host.data_ptr<double>()[k * n_graphs + g];
+                span[k] = upper_host.data_ptr<double>()[k * n_graphs + g] - lower[k];
             }
+            length[k] = span[k] * basis.heights[k];
         }
         const double pair_estimate = estimated_pairs(n_of[g], length, basis.periodic.data(), cutoff);
         TORCH_CHECK_VALUE(pair_estimate < static_cast<double>(kMaxPairs), "neighbor_list: system ", g,
                           " would have about ", static_cast<int64_t>(pair_estimate), " pairs within the cutoff of ",
                           cutoff, " A, more than the 2^31 - 1 supported; use a smaller cutoff or check the cell "
                           "(is it in Angstrom?)");
+        const BinGrid grid = make_bin_grid(length, basis.periodic.data(), n_of[g], cutoff, kBinsPerCutoff);
+        for (int k = 0; k < 3; ++k) {
+            record[layout::kBinLower + k] = lower[k];
+            record[layout::kBinSpan + k] = span[k];
+            record[layout::kBinCount + k] = static_cast<double>(grid.n_bins[k]);
+            record[layout::kBinReach + k] = static_cast<double>(grid.reach[k]);
+        }
+        total_bins += grid.total();
     }
+
+    // ---- device: bin the atoms, order them by bin (stable), find where each bin starts
+    const at::Tensor bins = bins_host.to(device);
+    at::Tensor bin_of = at::empty({n_atoms}, long_options);
+    at::Tensor bin_xyz = at::empty({n_atoms, 3}, long_options);
+    launch(kernels.bin_atoms, ceil_div(n_atoms, layout::kWrapThreads), layout::kWrapThreads, stream,
+           fractional.const_data_ptr<double>(), system_of.const_data_ptr<int64_t>(), bins.const_data_ptr<double>(),
+           n_atoms, bin_of.mutable_data_ptr<int64_t>(), bin_xyz.mutable_data_ptr<int64_t>());
+    const auto by_bin = at::sort(bin_of, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+    const at::Tensor bin_atoms = std::get<1>(by_bin).contiguous();
+    const at::Tensor bin_start =
+        at::searchsorted(std::get<0>(by_bin).contiguous(), at::arange(total_bins + 1, long_options)).contiguous();
 
     // ---- device: count, exclusive sum, fill
     const double cutoff2 = cutoff * cutoff;
     const int64_t pair_blocks = ceil_div(n_atoms, layout::kPairThreads / layout::kWarpSize);
     at::Tensor counts = at::empty({n_atoms}, long_options);
     launch(kernels.count_pairs, pair_blocks, layout::kPairThreads, stream, wrapped.const_data_ptr<double>(),
-           fractional.const_data_ptr<double>(), system_of.const_data_ptr<int64_t>(),
-           system_offsets.const_data_ptr<int64_t>(), geometry.const_data_ptr<double>(), n_atoms, cutoff2,
-           counts.mutable_data_ptr<int64_t>());
+           system_of.const_data_ptr<int64_t>(), geometry.const_data_ptr<double>(), bins.const_data_ptr<double>(),
+           bin_xyz.const_data_ptr<int64_t>(), bin_start.const_data_ptr<int64_t>(), bin_atoms.const_data_ptr<int64_t>(),
+           n_atoms, cutoff2, counts.mutable_data_ptr<int64_t>());
     const at::Tensor pair_ends = at::cumsum(counts, 0);
     const int64_t n_pairs = pair_ends[n_atoms - 1].item<int64_t>();
     TORCH_CHECK_VALUE(n_pairs <= kMaxPairs, "neighbor_list: more than 2^31 - 1 pairs within the cutoff of ", cutoff,
@@ -267,11 +296,11 @@ std::tuple<at::Tensor, at::Tensor> neighbor_list_cuda(const at::Tensor& position
     if (n_pairs > 0) {
         const at::Tensor pair_offsets = (pair_ends - counts).contiguous();
         launch(kernels.fill_pairs, pair_blocks, layout::kPairThreads, stream, wrapped.const_data_ptr<double>(),
-               fractional.const_data_ptr<double>(), system_of.const_data_ptr<int64_t>(),
-               system_offsets.const_data_ptr<int64_t>(), geometry.const_data_ptr<double>(), n_atoms, cutoff2,
-               counts.const_data_ptr<int64_t>(), image.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(),
-               pair_offsets.const_data_ptr<int64_t>(), n_pairs, edge_index.mutable_data_ptr<int64_t>(),
-               cell_shifts.mutable_data_ptr<int64_t>());
+               system_of.const_data_ptr<int64_t>(), geometry.const_data_ptr<double>(), bins.const_data_ptr<double>(),
+               bin_xyz.const_data_ptr<int64_t>(), bin_start.const_data_ptr<int64_t>(),
+               bin_atoms.const_data_ptr<int64_t>(), n_atoms, cutoff2, counts.const_data_ptr<int64_t>(),
+               image.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), pair_offsets.const_data_ptr<int64_t>(),
+               n_pairs, edge_index.mutable_data_ptr<int64_t>(), cell_shifts.mutable_data_ptr<int64_t>());
     }
     return {edge_index, cell_shifts};
 }

@@ -7,24 +7,28 @@
 //     long long, double), in the order that cuda.cpp passes them;
 //   - no standard headers (NVRTC builds without them); long long is int64_t of the host.
 //
-// Algorithm (O(N^2) per system; a cell list on the GPU is future work):
+// Algorithm: a cell list, searched one warp per atom.
 //   1. mlff_wrap_positions: thread per atom. Atoms are taken in the order sorted by system
 //      (`order` maps sorted -> input index), wrapped into the cell along periodic axes exactly
 //      as the CPU kernel does: fractional s = r @ inverse, image = floor(s), x = r - image @ basis.
-//   2. mlff_count_pairs / mlff_fill_pairs: one warp per atom i; the 32 lanes stride over the
-//      atoms j of the same system, and for each j over the lattice images S that can hold a
-//      neighbour of i. A pair is kept when |x_j - x_i + S @ basis|^2 < cutoff^2 in double, except
-//      (i, i, S = 0). Its shift is S + image_i - image_j, so that r_ij = r_j - r_i + shift @ cell.
-//      The count pass writes the number of pairs of each atom; after an exclusive sum on the
+//   2. mlff_bin_atoms: thread per atom: its bin along each axis, t = (s - lower) / span scaled
+//      to the system's bin count (the bin parameters come from the host's make_bin_grid, as on
+//      the CPU but with bins about one cutoff wide: at most max(8, 2 n) per system, `reach`
+//      bins searched each way). The host then sorts atoms by bin (stable) and finds where each
+//      bin starts.
+//   3. mlff_count_pairs / mlff_fill_pairs: one warp per atom i. For every bin offset d within
+//      the reach, the neighbouring bin b_i + d is taken modulo the bin count along periodic
+//      axes, the quotient being the lattice image S (along open axes bins outside the grid are
+//      skipped); the 32 lanes stride over the atoms j of that bin. A pair is kept when
+//      |x_j - x_i + S @ basis|^2 < cutoff^2 in double, except (i, i, S = 0). Its shift is
+//      S + image_i - image_j, so that r_ij = r_j - r_i + shift @ cell. Each (j, S) is visited
+//      at most once (d -> (bin, S) is one-to-one), and every pair within the cutoff is visited:
+//      a bin is at least cutoff / reach wide along each axis (heights of the basis), as on the
+//      CPU. The count pass writes the number of pairs of each atom; after an exclusive sum on the
 //      host side, the fill pass writes each atom's pairs from its offset, ordered within the warp
 //      with a ballot. Both passes evaluate the same inline function with explicitly rounded
-//      arithmetic (__dadd_rn & co., no contraction into FMA), so they agree bit for bit.
-//
-// Images: along a periodic axis k the distance is at least |s_j - s_i + S_k| * height_k, and the
-// wrapped fractional coordinates lie in [0, 1], so only S_k in (s_i - 1 - reach_k, s_i + reach_k)
-// can give a pair (reach_k = cutoff / height_k); the range is widened by kImageMargin to absorb
-// rounding. The list is exactly symmetric: the computed distance of (j, i, -S) is the negation of
-// that of (i, j, S) (round-to-nearest is symmetric), and -S lies in j's image range.
+//      arithmetic (__dadd_rn & co., no contraction into FMA), so they agree bit for bit, and the
+//      distance test is the CPU's, so the pair set equals the CPU's.
 #include "cuda_layout.h"
 
 namespace {
@@ -32,9 +36,6 @@ namespace {
 using namespace mlff::neighbors::cuda_layout;
 
 typedef long long i64;
-
-// Fractional widening of the image range, far above rounding errors and far below one image.
-constexpr double kImageMargin = 1e-6;
 
 __device__ __forceinline__ double fractional_of(const double* r, const double* inverse, int k) {
     // same order of operations as the CPU kernel: r0 * inv[0][k] + r1 * inv[1][k] + r2 * inv[2][k]
@@ -51,29 +52,22 @@ __device__ __forceinline__ double squared_norm(double dx, double dy, double dz) 
     return __dadd_rn(__dadd_rn(__dmul_rn(dx, dx), __dmul_rn(dy, dy)), __dmul_rn(dz, dz));
 }
 
-// Lattice images S_k of atom a that can hold a neighbour (see the header comment).
-__device__ __forceinline__ void image_range(const double* geometry, const double* fractional, i64 n_atoms, i64 a,
-                                            i64 lower[3], i64 upper[3]) {
-    for (int k = 0; k < 3; ++k) {
-        if (geometry[kPeriodic + k] != 0.0) {
-            const double s = fractional[k * n_atoms + a];
-            const double reach = geometry[kReach + k];
-            lower[k] = static_cast<i64>(ceil(__dsub_rn(__dsub_rn(__dsub_rn(s, 1.0), reach), kImageMargin)));
-            upper[k] = static_cast<i64>(floor(__dadd_rn(__dadd_rn(s, reach), kImageMargin)));
-        } else {
-            lower[k] = 0;
-            upper[k] = 0;
-        }
-    }
+// Floor of a / b for b > 0.
+__device__ __forceinline__ i64 floor_div(i64 a, i64 b) {
+    const i64 q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
 // The pair search of one atom per warp; kFill selects the pass (see the header comment).
 // Every lane of a warp takes the same trip through every loop: the loop bounds depend only on
-// the warp's atom, so __ballot_sync always sees the full warp.
+// the warp's atom and the bins, so __ballot_sync always sees the full warp.
+//   bin_xyz (n_atoms, 3): bin of each atom along each axis; bin_start (total bins + 1): where
+//   each bin's atoms start in bin_atoms, the atoms (sorted-by-system index) ordered by bin.
 template <bool kFill>
-__device__ __forceinline__ void visit_pairs(const double* __restrict__ wrapped, const double* __restrict__ fractional,
-                                            const i64* __restrict__ system_of, const i64* __restrict__ system_offsets,
-                                            const double* __restrict__ geometry, i64 n_atoms, double cutoff2,
+__device__ __forceinline__ void visit_pairs(const double* __restrict__ wrapped, const i64* __restrict__ system_of,
+                                            const double* __restrict__ geometry, const double* __restrict__ bins,
+                                            const i64* __restrict__ bin_xyz, const i64* __restrict__ bin_start,
+                                            const i64* __restrict__ bin_atoms, i64 n_atoms, double cutoff2,
                                             i64* __restrict__ counts_out, const i64* __restrict__ counts_in,
                                             const i64* __restrict__ image,
                                             const i64* __restrict__ order, const i64* __restrict__ pair_offsets,
@@ -85,13 +79,19 @@ __device__ __forceinline__ void visit_pairs(const double* __restrict__ wrapped, 
     const i64 system = system_of[a];
     const double* geo = geometry + system * kGeometryStride;
     const double* basis = geo + kBasis;
-    const i64 begin = system_offsets[system];
-    const i64 end = system_offsets[system + 1];
+    const double* record = bins + system * kBinStride;
+    i64 n_bins[3], reach[3], home[3];
+    bool periodic[3];
+    for (int k = 0; k < 3; ++k) {
+        n_bins[k] = static_cast<i64>(record[kBinCount + k]);
+        reach[k] = static_cast<i64>(record[kBinReach + k]);
+        home[k] = bin_xyz[3 * a + k];
+        periodic[k] = geo[kPeriodic + k] != 0.0;
+    }
+    const i64 first_bin = static_cast<i64>(record[kBinOffset]);
     const double xi = wrapped[a];
     const double yi = wrapped[n_atoms + a];
     const double zi = wrapped[2 * n_atoms + a];
-    i64 lower[3], upper[3];
-    image_range(geo, fractional, n_atoms, a, lower, upper);
 
     i64 count = 0;
     i64 cursor = 0;        // fill: next free slot of this atom's pairs
@@ -105,26 +105,47 @@ __device__ __forceinline__ void visit_pairs(const double* __restrict__ wrapped, 
         for (int k = 0; k < 3; ++k) image_a[k] = image[3 * a + k];
     }
 
-    for (i64 chunk = begin; chunk < end; chunk += kWarpSize) {
-        const i64 j = chunk + lane;
-        const bool valid = j < end;
-        double dx0 = 0.0, dy0 = 0.0, dz0 = 0.0;
-        if (valid) {
-            dx0 = __dsub_rn(wrapped[j], xi);
-            dy0 = __dsub_rn(wrapped[n_atoms + j], yi);
-            dz0 = __dsub_rn(wrapped[2 * n_atoms + j], zi);
-        }
-        for (i64 s0 = lower[0]; s0 <= upper[0]; ++s0) {
-            for (i64 s1 = lower[1]; s1 <= upper[1]; ++s1) {
-                for (i64 s2 = lower[2]; s2 <= upper[2]; ++s2) {
-                    const double f0 = static_cast<double>(s0);
-                    const double f1 = static_cast<double>(s1);
-                    const double f2 = static_cast<double>(s2);
-                    const double dx = __dadd_rn(dx0, translation(f0, f1, f2, basis, 0));
-                    const double dy = __dadd_rn(dy0, translation(f0, f1, f2, basis, 1));
-                    const double dz = __dadd_rn(dz0, translation(f0, f1, f2, basis, 2));
-                    const bool self = j == a && s0 == 0 && s1 == 0 && s2 == 0;
-                    const bool hit = valid && !self && squared_norm(dx, dy, dz) < cutoff2;
+    for (i64 d0 = -reach[0]; d0 <= reach[0]; ++d0) {
+        for (i64 d1 = -reach[1]; d1 <= reach[1]; ++d1) {
+            for (i64 d2 = -reach[2]; d2 <= reach[2]; ++d2) {
+                const i64 offset[3] = {d0, d1, d2};
+                i64 s[3], w[3];
+                bool inside = true;
+                for (int k = 0; k < 3; ++k) {
+                    const i64 u = home[k] + offset[k];
+                    if (periodic[k]) {
+                        s[k] = floor_div(u, n_bins[k]);
+                        w[k] = u - s[k] * n_bins[k];
+                    } else {
+                        s[k] = 0;
+                        w[k] = u;
+                        inside = inside && u >= 0 && u < n_bins[k];
+                    }
+                }
+                if (!inside) continue;  // uniform across the warp
+                const i64 bin = first_bin + (w[0] * n_bins[1] + w[1]) * n_bins[2] + w[2];
+                const i64 begin = bin_start[bin];
+                const i64 end = bin_start[bin + 1];
+                const double f0 = static_cast<double>(s[0]);
+                const double f1 = static_cast<double>(s[1]);
+                const double f2 = static_cast<double>(s[2]);
+                const double tx = translation(f0, f1, f2, basis, 0);
+                const double ty = translation(f0, f1, f2, basis, 1);
+                const double tz = translation(f0, f1, f2, basis, 2);
+                const bool zero_shift = s[0] == 0 && s[1] == 0 && s[2] == 0;
+                for (i64 chunk = begin; chunk < end; chunk += kWarpSize) {
+                    const i64 slot_j = chunk + lane;
+                    const bool valid = slot_j < end;
+                    const i64 j = valid ? bin_atoms[slot_j] : 0;
+                    bool hit = false;
+                    if (valid) {
+                        // same order of operations as the CPU kernel: (x_j - x_i) + S @ basis
+                        const double dx = __dadd_rn(__dsub_rn(wrapped[j], xi), tx);
+                        const double dy = __dadd_rn(__dsub_rn(wrapped[n_atoms + j], yi), ty);
+                        const double dz = __dadd_rn(__dsub_rn(wrapped[2 * n_atoms + j], zi), tz);
+                        const bool self = j == a && zero_shift;
+                        hit = !self && squared_norm(dx, dy, dz) < cutoff2;
+                    }
                     if constexpr (kFill) {
                         const unsigned hits = __ballot_sync(0xffffffffu, hit);
                         if (hit) {
@@ -132,9 +153,9 @@ __device__ __forceinline__ void visit_pairs(const double* __restrict__ wrapped, 
                             if (slot < stop) {
                                 edge_index[slot] = sender;
                                 edge_index[n_pairs + slot] = order[j];
-                                shifts[3 * slot + 0] = s0 + image_a[0] - image[3 * j + 0];
-                                shifts[3 * slot + 1] = s1 + image_a[1] - image[3 * j + 1];
-                                shifts[3 * slot + 2] = s2 + image_a[2] - image[3 * j + 2];
+                                shifts[3 * slot + 0] = s[0] + image_a[0] - image[3 * j + 0];
+                                shifts[3 * slot + 1] = s[1] + image_a[1] - image[3 * j + 1];
+                                shifts[3 * slot + 2] = s[2] + image_a[2] - image[3 * j + 2];
                             }
                         }
                         cursor += __popc(hits);
@@ -189,24 +210,49 @@ extern "C" __global__ void mlff_wrap_positions(const double* __restrict__ positi
     }
 }
 
+// Thread per atom, sorted order a: its bin along each axis (bin_xyz, (n_atoms, 3)) and its bin
+// index among all systems' bins (bin_of, (n_atoms,)).
+extern "C" __global__ void mlff_bin_atoms(const double* __restrict__ fractional, const i64* __restrict__ system_of,
+                                          const double* __restrict__ bins, i64 n_atoms, i64* __restrict__ bin_of,
+                                          i64* __restrict__ bin_xyz) {
+    const i64 a = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (a >= n_atoms) return;
+    const double* record = bins + system_of[a] * kBinStride;
+    i64 b[3];
+    for (int k = 0; k < 3; ++k) {
+        const double span = record[kBinSpan + k];
+        const double count = record[kBinCount + k];
+        // as cpu.cpp: t = (s - lower) / span in [0, 1], bin = clamp(floor(t * n_bins))
+        const double t = span > 0.0 ? __ddiv_rn(__dsub_rn(fractional[k * n_atoms + a], record[kBinLower + k]), span) : 0.0;
+        i64 value = static_cast<i64>(__dmul_rn(t, count));
+        const i64 last = static_cast<i64>(count) - 1;
+        value = value < 0 ? 0 : (value > last ? last : value);
+        b[k] = value;
+        bin_xyz[3 * a + k] = value;
+    }
+    bin_of[a] = static_cast<i64>(record[kBinOffset]) +
+                (b[0] * static_cast<i64>(record[kBinCount + 1]) + b[1]) * static_cast<i64>(record[kBinCount + 2]) + b[2];
+}
+
 // Warp per atom: counts[a] = number of pairs with sender a (sorted order).
-extern "C" __global__ void mlff_count_pairs(const double* __restrict__ wrapped, const double* __restrict__ fractional,
-                                            const i64* __restrict__ system_of,
-                                            const i64* __restrict__ system_offsets,
-                                            const double* __restrict__ geometry, i64 n_atoms, double cutoff2,
+extern "C" __global__ void mlff_count_pairs(const double* __restrict__ wrapped, const i64* __restrict__ system_of,
+                                            const double* __restrict__ geometry, const double* __restrict__ bins,
+                                            const i64* __restrict__ bin_xyz, const i64* __restrict__ bin_start,
+                                            const i64* __restrict__ bin_atoms, i64 n_atoms, double cutoff2,
                                             i64* __restrict__ counts) {
-    visit_pairs<false>(wrapped, fractional, system_of, system_offsets, geometry, n_atoms, cutoff2, counts, nullptr,
-                       nullptr, nullptr, nullptr, 0, nullptr, nullptr);
+    visit_pairs<false>(wrapped, system_of, geometry, bins, bin_xyz, bin_start, bin_atoms, n_atoms, cutoff2, counts,
+                       nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr);
 }
 
 // Warp per atom: write the pairs of atom a into [pair_offsets[a], pair_offsets[a] + counts[a]).
 //   edge_index (2, n_pairs), shifts (n_pairs, 3), with input-order atom indices.
-extern "C" __global__ void mlff_fill_pairs(const double* __restrict__ wrapped, const double* __restrict__ fractional,
-                                           const i64* __restrict__ system_of, const i64* __restrict__ system_offsets,
-                                           const double* __restrict__ geometry, i64 n_atoms, double cutoff2,
+extern "C" __global__ void mlff_fill_pairs(const double* __restrict__ wrapped, const i64* __restrict__ system_of,
+                                           const double* __restrict__ geometry, const double* __restrict__ bins,
+                                           const i64* __restrict__ bin_xyz, const i64* __restrict__ bin_start,
+                                           const i64* __restrict__ bin_atoms, i64 n_atoms, double cutoff2,
                                            const i64* __restrict__ counts, const i64* __restrict__ image,
                                            const i64* __restrict__ order, const i64* __restrict__ pair_offsets,
                                            i64 n_pairs, i64* __restrict__ edge_index, i64* __restrict__ shifts) {
-    visit_pairs<true>(wrapped, fractional, system_of, system_offsets, geometry, n_atoms, cutoff2, nullptr, counts,
-                      image, order, pair_offsets, n_pairs, edge_index, shifts);
+    visit_pairs<true>(wrapped, system_of, geometry, bins, bin_xyz, bin_start, bin_atoms, n_atoms, cutoff2, nullptr,
+                      counts, image, order, pair_offsets, n_pairs, edge_index, shifts);
 }

@@ -12,8 +12,16 @@ constexpr int kBasis = 0;     // 9 values, basis[r][c] at kBasis + 3 * r + c: ro
                               // along periodic axes, unit vectors along open axes (make_basis)
 constexpr int kInverse = 9;   // 9 values, inverse[r][c]: fractional s_k = sum_r x_r * inverse[r][k]
 constexpr int kPeriodic = 18; // 3 values, 1.0 on periodic axes and 0.0 on open axes
-constexpr int kReach = 21;    // 3 values, cutoff / height along periodic axes, 0.0 on open axes
-constexpr int kGeometryStride = 24;
+constexpr int kGeometryStride = 21;
+
+// One record of doubles per system describing its bins (a cell list, as the CPU backend builds
+// it), `kBinStride` doubles apart; integers are stored exactly as doubles:
+constexpr int kBinLower = 0;   // 3 values, lowest fractional coordinate (0 along periodic axes)
+constexpr int kBinSpan = 3;    // 3 values, fractional extent (1 along periodic axes; may be 0)
+constexpr int kBinCount = 6;   // 3 values, bins along each axis (>= 1)
+constexpr int kBinReach = 9;   // 3 values, bins to search each way (images included on periodic axes)
+constexpr int kBinOffset = 12; // 1 value, index of the system's first bin among all systems' bins
+constexpr int kBinStride = 16;
 
 // Threads per block of the kernels; the pair kernels use one warp of 32 threads per atom.
 constexpr int kWrapThreads = 256;

@@ -6,6 +6,7 @@
 // with H the cell (rows are lattice vectors, Angstrom) and S_ij integer image offsets.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -127,6 +128,37 @@ inline SystemBasis make_basis(const Mat3& cell, const std::array<bool, 3>& pbc) 
         out.heights[k] = volume / norm(cross(out.basis[(k + 1) % 3], out.basis[(k + 2) % 3]));
     }
     return out;
+}
+
+// The bins of a cell list over one system (CPU and CUDA backends alike): about cutoff /
+// bins_per_cutoff wide along each axis of the basis, at most max(8, 2 n_atoms) in all, and the
+// number of bins to search each way so that every pair within the cutoff is found (images
+// included along periodic axes; along open axes never more than the grid).
+//   lengths: per axis, the span of the atoms' fractional coordinates times the height, Angstrom
+//   (the height itself along periodic axes)
+struct BinGrid {
+    int64_t n_bins[3];
+    int64_t reach[3];
+    int64_t total() const { return n_bins[0] * n_bins[1] * n_bins[2]; }
+};
+
+inline BinGrid make_bin_grid(const double lengths[3], const bool periodic[3], int64_t n_atoms, double cutoff,
+                             double bins_per_cutoff) {
+    BinGrid grid;
+    for (int k = 0; k < 3; ++k) {
+        grid.n_bins[k] = std::max<int64_t>(1, static_cast<int64_t>(std::floor(lengths[k] * bins_per_cutoff / cutoff)));
+    }
+    const int64_t max_bins = std::max<int64_t>(8, 2 * n_atoms);
+    while (grid.total() > max_bins) {
+        const int k = static_cast<int>(std::max_element(grid.n_bins, grid.n_bins + 3) - grid.n_bins);
+        grid.n_bins[k] = std::max<int64_t>(1, grid.n_bins[k] / 2);
+    }
+    for (int k = 0; k < 3; ++k) {
+        const double bin_width = lengths[k] / static_cast<double>(grid.n_bins[k]);
+        grid.reach[k] = bin_width > 0.0 ? static_cast<int64_t>(std::ceil(cutoff / bin_width * (1.0 + 1e-12))) : 0;
+        if (!periodic[k]) grid.reach[k] = std::min(grid.reach[k], grid.n_bins[k] - 1);
+    }
+    return grid;
 }
 
 inline int64_t floor_div(int64_t a, int64_t b) {
