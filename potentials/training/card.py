@@ -47,6 +47,13 @@ HISTORY = {
                   "the machine's 2 cores (about 37 s an epoch instead of 17), and epoch 85's time includes a 17-minute "
                   "pause (the process was stopped while the test suite ran): the wall time above overstates the cost "
                   "by about 40 minutes.",
+    "ethanol_l2_cycle3": "This is the third cosine cycle of one model: `ethanol_l2.yaml` (300 epochs, test F MAE "
+                         "6.44 meV/A), then one epoch of `ethanol_l2_cycle2.yaml` (learning rate 2.5e-3; the rest of that run, "
+                         "stopped at epoch 99, never beat its first epoch's validation loss, so its best.pt is that epoch), "
+                         "then the 140 epochs counted above (`ethanol_l2_cycle3.yaml`, 2e-3 -> 2e-6, radial and readout MLPs "
+                         "converted to the e3nn parameterization on load): 441 epochs in all. To reproduce, run the three "
+                         "configs in that order, stopping the second after its first epoch. Epochs 1-60 ran beside a second "
+                         "training and other jobs on the machine's 2 cores.",
     "water": "The first 2 epochs ran under a 25-epoch cosine schedule; the run was then resumed with "
              "`training.epochs=12`, to fit the session's CPU budget.",
     "si": "The first 10 epochs ran under a 120-epoch cosine schedule; the run was then resumed with "
