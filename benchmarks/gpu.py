@@ -54,6 +54,9 @@ import mlff  # noqa: E402
 import mlff.graph  # noqa: E402
 import mlff.models  # noqa: E402
 from models import FAMILIES, water_box  # noqa: E402  (benchmarks/models.py)
+# benchmarks/neighbors.py: pair-set helpers; importing it also sets torch to one CPU thread,
+# the setting of the CPU baseline below (as in the CPU benchmark)
+from neighbors import as_ijs, sorted_pairs  # noqa: E402
 
 CUTOFF = 5.0  # Angstrom
 PARTS = ("neighbors", "models", "deployed")
@@ -79,12 +82,6 @@ def median_time(call: Callable[[], object], device: torch.device, warmup: int = 
     return statistics.median(times)
 
 
-def pair_keys(i: torch.Tensor, j: torch.Tensor, shifts: torch.Tensor) -> np.ndarray:
-    """Sorted (i, j, shift) rows, to compare pair sets."""
-    rows = torch.cat([i.reshape(-1, 1), j.reshape(-1, 1), shifts.reshape(-1, 3)], dim=1).cpu().numpy()
-    return rows[np.lexsort(rows.T[::-1])]
-
-
 # ------------------------------------------------------------------------------------- 1
 
 
@@ -108,7 +105,8 @@ def bench_neighbors(sizes: List[int], device: torch.device, check_max_atoms: int
         row["mlff_ms"] = 1e3 * median_time(lambda: mlff.neighbors.neighbor_list(*on_device, CUTOFF), device)
         if len(atoms) <= check_max_atoms:
             reference = mlff.neighbors.neighbor_list(positions, cell, pbc, CUTOFF)
-            same = np.array_equal(pair_keys(edges[0], edges[1], shifts), pair_keys(reference[0][0], reference[0][1], reference[1]))
+            on_gpu = sorted_pairs(as_ijs("mlff", (edges.cpu(), shifts.cpu())))
+            same = np.array_equal(on_gpu, sorted_pairs(as_ijs("mlff", reference)))
             row["same_as_cpu"] = same
             if not same:
                 failures.append(f"neighbour list, {len(atoms)} atoms: {device} pairs differ from the CPU's")

@@ -144,7 +144,6 @@ struct BinnedAtoms {
     std::vector<int64_t> index;        // global atom index
     std::vector<int64_t> image;        // 3 per atom: lattice vector subtracted when wrapping
     std::vector<int64_t> bin_start;    // n_bins + 1 offsets into the arrays above
-    int64_t n_bins[3];
 };
 
 void search_one_system(const double* positions, const std::vector<int64_t>& atoms, const Mat3& cell,

@@ -52,7 +52,7 @@ __device__ __forceinline__ double squared_norm(double dx, double dy, double dz) 
     return __dadd_rn(__dadd_rn(__dmul_rn(dx, dx), __dmul_rn(dy, dy)), __dmul_rn(dz, dz));
 }
 
-// Floor of a / b for b > 0.
+// Floor of a / b for b > 0 (geometry.h's floor_div, for device code: NVRTC has no standard headers).
 __device__ __forceinline__ i64 floor_div(i64 a, i64 b) {
     const i64 q = a / b;
     return (a % b != 0 && a < 0) ? q - 1 : q;
