@@ -1,4 +1,4 @@
-"""The ``mlff`` command line: ``mlff train``, ``mlff eval``, ``mlff deploy``, ``mlff info``, ``mlff md``."""
+"""The ``mlff`` command line: ``mlff train``, ``mlff eval``, ``mlff deploy``, ``mlff average``, ``mlff info``, ``mlff md``."""
 
 import argparse
 import json
@@ -92,6 +92,15 @@ def _eval(args: argparse.Namespace) -> int:
             title = f"{os.path.basename(args.potential)} on {len(samples)} configurations"
             path = plots.write_parity(values, os.path.join(args.plot_dir, "parity.png"), title)
             print(f"parity plot: {path}" if path else "mlff eval: no labelled energies or forces to plot")
+    return 0
+
+
+def _average(args: argparse.Namespace) -> int:
+    from mlff.train.average import average_checkpoints, ingredients
+
+    paths = ingredients(args.checkpoints)
+    average_checkpoints(paths, args.output)
+    print(f"wrote {args.output}: the mean of the weights of {len(paths)} checkpoints")
     return 0
 
 
@@ -193,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--no-plot", dest="plot_dir", action="store_const", const=None, help="write no parity plot")
     evaluate.set_defaults(run=_eval)
+
+    average = commands.add_parser(
+        "average", help="average the weights of checkpoints of one architecture (a model soup of fine-tuned runs)"
+    )
+    average.add_argument("checkpoints", nargs="+", help="checkpoints, or run folders (their last.pt)")
+    average.add_argument("-o", "--output", required=True, help="the averaged checkpoint to write")
+    average.set_defaults(run=_average)
 
     md = commands.add_parser("md", help="run molecular dynamics as a YAML file says (see md_runs/)")
     md.add_argument("config", help="YAML MD configuration")

@@ -43,6 +43,10 @@ def test_state_dicts_of_torch_linear_layers_load_to_the_same_function():
     again.load_state_dict(new.state_dict())
     torch.testing.assert_close(again(x), new(x))
     assert torch.equal(again[0].weight, new[0].weight)
+    # a plain dict (no version metadata, as after editing or averaging weights) is the current format
+    plain = torch.nn.Sequential(NormalizedLinear(8, 16), torch.nn.SiLU(), NormalizedLinear(16, 4))
+    plain.load_state_dict(dict(new.state_dict()))
+    assert torch.equal(plain[0].weight, new[0].weight)
 
 
 def test_scripts():

@@ -29,7 +29,9 @@ class NormalizedLinear(torch.nn.Module):
 
     State dicts of version 1 (mlff before this class: a ``torch.nn.Linear`` holding the
     effective weight ``W / sqrt(n_in)``) are converted on loading, so earlier checkpoints load
-    to the same function.
+    to the same function. A state dict without version metadata (a plain ``dict`` built from
+    one, which drops the ``_metadata`` attribute) is taken as current: every ``state_dict()``
+    that torch wrote, old or new, carries its version.
     """
 
     _version = 2
@@ -51,7 +53,7 @@ class NormalizedLinear(torch.nn.Module):
     def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, local_metadata: Dict[str, Any], *args: Any) -> None:
         version = local_metadata.get("version")
         key = prefix + "weight"
-        if (version is None or version < 2) and key in state_dict:
+        if version is not None and version < 2 and key in state_dict:
             state_dict[key] = state_dict[key] / self.gain  # stored effective weight -> W
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
 
