@@ -1,22 +1,21 @@
 """`mlff average`: the mean of checkpoints' weights, written as a checkpoint that loads to that mean."""
 
 import os
-import subprocess
-import sys
 
 import ase.build
 import pytest
 import torch
 
+from mlff.cli import main
 from mlff.engines.ase import MLFFCalculator
 from mlff.train import load_checkpoint, save_checkpoint
 from tests.models.conftest import make_potential
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def average_cli(*arguments):
-    return subprocess.run([sys.executable, "-m", "mlff", "average", *arguments], capture_output=True, text=True, cwd=ROOT)
+    """`mlff average ARGUMENTS` in this process; its exit status."""
+    return main(["average", *arguments])
 
 
 def energy(potential):
@@ -44,8 +43,7 @@ def two_runs(tmp_path_factory):
 def test_average_is_the_mean_of_the_weights(two_runs):
     first, second, paths, directory = two_runs
     output = str(directory / "soup.pt")
-    result = average_cli("-o", output, *paths)
-    assert result.returncode == 0, result.stderr
+    assert average_cli("-o", output, *paths) == 0
     soup, state = load_checkpoint(output)
     assert state["metadata"]["averaged_from"] == [os.path.abspath(path) for path in paths]
     expected = make_potential("mace", torch.float64)
@@ -60,17 +58,17 @@ def test_average_is_the_mean_of_the_weights(two_runs):
 def test_a_checkpoint_averaged_with_itself_predicts_the_same(two_runs):
     first, _, paths, directory = two_runs
     output = str(directory / "same.pt")
-    assert average_cli("-o", output, paths[0], paths[0]).returncode == 0
+    assert average_cli("-o", output, paths[0], paths[0]) == 0
     soup, _ = load_checkpoint(output)
     assert energy(soup) == pytest.approx(energy(first), abs=1e-10)
 
 
-def test_refuses_different_architectures_and_single_inputs(two_runs):
+def test_refuses_different_architectures_and_single_inputs(two_runs, capsys):
     _, _, paths, directory = two_runs
     other = str(directory / "other.pt")
     save_checkpoint(make_potential("mace", torch.float64, n_channels=6), other)
-    result = average_cli("-o", str(directory / "x.pt"), paths[0], other)
-    assert result.returncode == 1 and "only one architecture can be averaged" in result.stderr
-    result = average_cli("-o", str(directory / "x.pt"), paths[0])
-    assert result.returncode == 1 and "at least two checkpoints" in result.stderr
+    assert average_cli("-o", str(directory / "x.pt"), paths[0], other) == 1
+    assert "only one architecture can be averaged" in capsys.readouterr().err
+    assert average_cli("-o", str(directory / "x.pt"), paths[0]) == 1
+    assert "at least two checkpoints" in capsys.readouterr().err
     assert not os.path.exists(directory / "x.pt")
