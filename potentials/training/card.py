@@ -54,6 +54,14 @@ HISTORY = {
                          "converted to the e3nn parameterization on load): 441 epochs in all. To reproduce, run the three "
                          "configs in that order, stopping the second after its first epoch. Epochs 1-60 ran beside a second "
                          "training and other jobs on the machine's 2 cores.",
+    "ethanol_l2_cycle5": "This is the fifth cosine cycle of one model: `ethanol_l2.yaml` (300 epochs, test F MAE "
+                         "6.44 meV/A), one epoch of `ethanol_l2_cycle2.yaml` (its only improving epoch; the run was stopped "
+                         "at epoch 99), `ethanol_l2_cycle3.yaml` (140 epochs, 2e-3 -> 2e-6, 5.78 meV/A), "
+                         "`ethanol_l2_cycle4.yaml` (140 epochs, 1.5e-3 -> 1.5e-6, 5.43 meV/A), then the 100 epochs counted "
+                         "above (`ethanol_l2_cycle5.yaml`, 1e-3 -> 1e-6): 681 epochs in all, each cycle starting from the "
+                         "best moving-average weights of the one before (`training.initial_weights`). To reproduce, run "
+                         "the five configs in that order, stopping the second after its first epoch. Most epochs ran "
+                         "beside a second training on the machine's 2 cores.",
     "water": "The first 2 epochs ran under a 25-epoch cosine schedule; the run was then resumed with "
              "`training.epochs=12`, to fit the session's CPU budget.",
     "si": "The first 10 epochs ran under a 120-epoch cosine schedule; the run was then resumed with "
