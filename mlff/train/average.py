@@ -1,8 +1,9 @@
 """Weight averaging of checkpoints ("model soup", Wortsman et al. 2022).
 
 Runs fine-tuned from one set of weights with different data orders end near each other in
-weight space; the mean of their weights usually predicts better than any one of them, at the
-cost of a single model. Only checkpoints of one architecture (family, hyperparameters, species,
+weight space, and the mean of their weights can predict better than each of them, at the cost
+of a single model (measure it: on rMD17 aspirin, 15 fine-tunes of a converged model averaged to
+12.41 meV/A against 12.45 for the start). Only checkpoints of one architecture (family, hyperparameters, species,
 dtype) can be averaged; the result is a checkpoint like any other (``mlff eval``, ``mlff deploy``,
 ``training.initial_weights``).
 """
@@ -14,7 +15,7 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 
-from mlff.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+from mlff.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def average_states(states: Sequence[Dict[str, torch.Tensor]], names: Sequence[str]) -> Dict[str, torch.Tensor]:
@@ -53,21 +54,13 @@ def average_checkpoints(paths: Sequence[str], output: str) -> Dict[str, Any]:
         for field in ("family", "config", "dtype"):
             if state[field] != first[field]:
                 raise ValueError(f"{path} and {paths[0]} differ in {field} ({state[field]!r} vs {first[field]!r}): only one architecture can be averaged")
-    metadata: Dict[str, Any] = dict(first.get("metadata", {}))
-    metadata.pop("epoch", None)
-    metadata["averaged_from"] = [os.path.abspath(path) for path in paths]
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "family": first["family"],
-        "config": first["config"],
-        "dtype": first["dtype"],
-        "potential": average_states([s["potential"] for s in loaded], list(paths)),
-        "metadata": metadata,
-    }
-    temporary = f"{output}.tmp-{os.getpid()}"
-    torch.save(state, temporary)
-    os.replace(temporary, output)
-    load_checkpoint(output)  # the result must rebuild like any checkpoint
+    metadata: Dict[str, Any] = {"averaged_from": [os.path.abspath(path) for path in paths]}
+    data = {state.get("metadata", {}).get("training_data_sha256") for state in loaded}
+    if len(data) == 1 and None not in data:
+        metadata["training_data_sha256"] = data.pop()
+    potential, _ = load_checkpoint(paths[0])
+    potential.load_state_dict(average_states([state["potential"] for state in loaded], list(paths)))
+    save_checkpoint(potential, output, metadata)
     return metadata
 
 
