@@ -48,7 +48,9 @@ def average_checkpoints(paths: Sequence[str], output: str) -> Dict[str, Any]:
     moving-average weights each run validated with); returns its metadata."""
     if len(paths) < 2:
         raise ValueError(f"averaging needs at least two checkpoints (got {len(paths)})")
-    loaded = [load_checkpoint(path)[1] for path in paths]
+    rebuilt = [load_checkpoint(path) for path in paths]  # each checked to be a readable checkpoint
+    potential = rebuilt[0][0]
+    loaded = [state for _, state in rebuilt]
     first = loaded[0]
     for path, state in zip(paths[1:], loaded[1:]):
         for field in ("family", "config", "dtype"):
@@ -58,7 +60,6 @@ def average_checkpoints(paths: Sequence[str], output: str) -> Dict[str, Any]:
     data = {state.get("metadata", {}).get("training_data_sha256") for state in loaded}
     if len(data) == 1 and None not in data:
         metadata["training_data_sha256"] = data.pop()
-    potential, _ = load_checkpoint(paths[0])
     potential.load_state_dict(average_states([state["potential"] for state in loaded], list(paths)))
     save_checkpoint(potential, output, metadata)
     return metadata
