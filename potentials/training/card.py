@@ -23,6 +23,11 @@ DATA = {
         "validation configurations from the training file, 1000 test configurations; PBE/def2-SVP (ORCA). "
         "Source: andersx/rmd17-npz @ 4f6bb0a, licence CC0 (Christensen and von Lilienfeld, 2020)."
     ),
+    "aspirin": (
+        "rMD17 aspirin, split 01 (`rmd17/rmd17_aspirin_{train,test}_01.xyz`): 950 training and 50 "
+        "validation configurations from the training file, 1000 test configurations; PBE/def2-SVP (ORCA). "
+        "Source: andersx/rmd17-npz @ 4f6bb0a, licence CC0 (Christensen and von Lilienfeld, 2020)."
+    ),
     "water": (
         "Liquid water, 64 H2O in a periodic 12.445 A cube (`water64/water64_deepmd.xyz`, 400 "
         "configurations): 320 training, 30 validation, 50 test, split at random with seed 0. The level of "
@@ -62,6 +67,18 @@ HISTORY = {
                          "best moving-average weights of the one before (`training.initial_weights`). To reproduce, run "
                          "the five configs in that order, stopping the second after its first epoch. Most epochs ran "
                          "beside a second training on the machine's 2 cores.",
+    "aspirin_l2": "The first 91 epochs ran under a 300-epoch cosine schedule; the run was then resumed with "
+                  "`training.epochs=210` (the learning rate stepped from 8.1e-3 to 5.6e-3), to finish within one "
+                  "session. Most epochs ran beside a second training on the machine's 2 cores.",
+    "ethanol_l2_cycle6": "This is the sixth cosine cycle of one model: `ethanol_l2.yaml` (300 epochs, test F MAE "
+                         "6.44 meV/A), one epoch of `ethanol_l2_cycle2.yaml` (its only improving epoch; the run was stopped "
+                         "at epoch 99), `ethanol_l2_cycle3.yaml` (140 epochs, 2e-3 -> 2e-6, 5.78 meV/A), "
+                         "`ethanol_l2_cycle4.yaml` (140 epochs, 1.5e-3 -> 1.5e-6, 5.43 meV/A), `ethanol_l2_cycle5.yaml` "
+                         "(100 epochs, 1e-3 -> 1e-6, 5.26 meV/A), then the 60 epochs counted above "
+                         "(`ethanol_l2_cycle6.yaml`, 1e-3 -> 1e-6, forces_weight 1000 instead of 100): 741 epochs in all, "
+                         "each cycle starting from the best moving-average weights of the one before "
+                         "(`training.initial_weights`). To reproduce, run the six configs in that order, stopping the "
+                         "second after its first epoch. Most epochs ran beside a second training on the machine's 2 cores.",
     "water": "The first 2 epochs ran under a 25-epoch cosine schedule; the run was then resumed with "
              "`training.epochs=12`, to fit the session's CPU budget.",
     "si": "The first 10 epochs ran under a 120-epoch cosine schedule; the run was then resumed with "
@@ -72,6 +89,10 @@ PUBLISHED = {
     "ethanol": (
         "Published rMD17 ethanol test MAE after long GPU trainings (Batatia et al. 2022, Table 1): "
         "MACE 0.4 meV / 2.1 meV/A, NequIP 0.4 / 2.8, PaiNN 2.7 / 10.0 (energy per molecule / forces)."
+    ),
+    "aspirin": (
+        "Published rMD17 aspirin test MAE after long GPU trainings (Batatia et al. 2022, Table 1): "
+        "MACE 2.2 meV / 6.6 meV/A, Allegro 2.3 / 7.3, NequIP 2.3 / 8.2, PaiNN 6.9 / 16.1 (energy per molecule / forces)."
     ),
     "water": (
         "No published errors for this small set; deepmd-kit's example reports none we can quote. The energy "
@@ -117,13 +138,13 @@ def _budget(log_path: str) -> str:
 
 
 def _check_section(name: str, check_dir: str) -> str:
-    if name == "ethanol":
-        result = _read_json(os.path.join(check_dir, "ethanol_md.json"))
+    if name in ("ethanol", "aspirin"):
+        result = _read_json(os.path.join(check_dir, f"{name}_md.json"))
         verdict = "no bond broke" if result["stable"] else "a bond left the 0.5 A window: UNSTABLE"
-        return (f"{result['simulated_ps']:.0f} ps of {result['ensemble']} (ASE, `md_check.py ethanol`): "
+        return (f"{result['simulated_ps']:.0f} ps of {result['ensemble']} (ASE, `md_check.py {name}`, from {result['system']}): "
                 f"largest deviation of any covalent bond from its relaxed length {result['max_bond_deviation_A']:.3f} A "
                 f"(criterion 0.5 A, Fu et al.): {verdict}. Mean temperature {result['mean_temperature_K']:.0f} K. "
-                f"![bond deviations](checks/ethanol/ethanol_bonds.png)")
+                f"![bond deviations](checks/{name}/{name}_bonds.png)")
     if name == "water":
         result = _read_json(os.path.join(check_dir, "water_md.json"))
         verdict = "no molecule dissociated" if result["no_dissociation"] else "a molecule dissociated: UNSTABLE"

@@ -1,12 +1,15 @@
 """The MD and materials checks of the shipped potentials (results go into the model cards).
 
     python potentials/training/md_check.py ethanol potentials/ethanol.pt OUTPUT_DIR
+    python potentials/training/md_check.py aspirin potentials/aspirin.pt OUTPUT_DIR
     python potentials/training/md_check.py water potentials/water.pt OUTPUT_DIR
     python potentials/training/md_check.py si potentials/si.pt OUTPUT_DIR
 
-- ethanol: NVT Langevin at 500 K from the equilibrium geometry (50 ps, 0.5 fs). Stable means
-  every covalent bond stays within 0.5 A of its length in the relaxed starting structure
-  (Fu et al., "Forces are not enough", 2023). Writes ethanol_md.json and ethanol_bonds.png.
+- ethanol, aspirin: NVT Langevin at 500 K from the geometry relaxed with the potential (50 ps,
+  0.5 fs). Stable means every covalent bond stays within 0.5 A of its length in the relaxed
+  starting structure (Fu et al., "Forces are not enough", 2023). Writes NAME_md.json and
+  NAME_bonds.png. Ethanol starts from ase.build's structure; aspirin (not in ase.build) from the
+  first configuration of the rMD17 aspirin test file in ../shared/data.
 - water: NVT Langevin at 300 K of the 64-molecule box (20 ps). Stable means every oxygen keeps
   exactly two hydrogens within 1.3 A and no hydrogen is shared. Writes water_md.json and
   water_rdf.png (O-O radial distribution function over the second half of the run).
@@ -25,6 +28,7 @@ import numpy as np
 import torch  # noqa: F401  (before anything that may import openmm)
 import ase
 import ase.build
+import ase.io
 from ase import units
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
@@ -57,8 +61,25 @@ def _relaxed(atoms: ase.Atoms, fmax: float = 0.005) -> ase.Atoms:
     return atoms
 
 
-def ethanol(potential: str, output: str, picoseconds: float, seed: int) -> dict:
-    atoms = ase.build.molecule("CH3CH2OH")
+RMD17_ASPIRIN_TEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data",
+                                  "rmd17", "rmd17_aspirin_test_01.xyz")
+
+
+def starting_molecule(name: str) -> ase.Atoms:
+    """The molecule an MD check (and the stored reference configuration) starts from."""
+    if name == "ethanol":
+        return ase.build.molecule("CH3CH2OH")
+    if name == "aspirin":
+        if not os.path.isfile(RMD17_ASPIRIN_TEST):
+            raise FileNotFoundError(f"{RMD17_ASPIRIN_TEST} not found: the aspirin check starts from the first rMD17 "
+                                    "aspirin test configuration in ../shared/data next to the repository")
+        atoms = ase.io.read(RMD17_ASPIRIN_TEST, index=0)
+        return ase.Atoms(numbers=atoms.numbers, positions=atoms.positions)  # geometry only
+    raise ValueError(f"no starting structure for molecule {name!r}: use ethanol or aspirin")
+
+
+def molecule(name: str, potential: str, output: str, picoseconds: float, seed: int) -> dict:
+    atoms = starting_molecule(name)
     atoms.calc = MLFFCalculator(potential)
     _relaxed(atoms)
     first, second = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=1.1))
@@ -78,7 +99,7 @@ def ethanol(potential: str, output: str, picoseconds: float, seed: int) -> dict:
         temperatures.append(float(atoms.get_temperature()))
     seconds = time.perf_counter() - started
     result = {
-        "system": "ethanol (ase.build.molecule), relaxed with the potential",
+        "system": f"{name} ({'ase.build.molecule' if name == 'ethanol' else 'first rMD17 test configuration'}), relaxed with the potential",
         "ensemble": f"NVT Langevin {temperature:.0f} K, friction 0.01/fs, {timestep_fs} fs, seed {seed}",
         "simulated_ps": steps * timestep_fs / 1000,
         "bonds": [[int(i), int(j)] for i, j in bonds],
@@ -93,10 +114,10 @@ def ethanol(potential: str, output: str, picoseconds: float, seed: int) -> dict:
     axis.axhline(BOND_TOLERANCE, color="red", ls="--", label="0.5 A criterion")
     axis.set_xlabel("time (ps)")
     axis.set_ylabel("largest bond-length deviation (A)")
-    axis.set_title(f"ethanol, NVT {temperature:.0f} K")
+    axis.set_title(f"{name}, NVT {temperature:.0f} K")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(os.path.join(output, "ethanol_bonds.png"), dpi=120)
+    figure.savefig(os.path.join(output, f"{name}_bonds.png"), dpi=120)
     return result
 
 
@@ -210,16 +231,16 @@ def silicon(potential: str, output: str, dft_lattice_A: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("system", choices=("ethanol", "water", "si"))
+    parser.add_argument("system", choices=("ethanol", "aspirin", "water", "si"))
     parser.add_argument("potential")
     parser.add_argument("output")
-    parser.add_argument("--picoseconds", type=float, help="simulated time (default: 50 ethanol, 20 water)")
+    parser.add_argument("--picoseconds", type=float, help="simulated time (default: 50 ethanol and aspirin, 20 water)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dft-lattice", type=float, default=5.469, help="DFT lattice constant of Si in A")
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
-    if args.system == "ethanol":
-        result = ethanol(args.potential, args.output, args.picoseconds or 50.0, args.seed)
+    if args.system in ("ethanol", "aspirin"):
+        result = molecule(args.system, args.potential, args.output, args.picoseconds or 50.0, args.seed)
     elif args.system == "water":
         result = water(args.potential, args.output, args.picoseconds or 20.0, args.seed)
     else:

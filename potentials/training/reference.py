@@ -3,9 +3,10 @@
     python potentials/training/reference.py NAME potentials/NAME.pt potentials/reference/NAME.json
 
 tests/potentials loads every shipped file and must reproduce these numbers: a silently
-changed file or a broken loader fails there. The configurations are built here (no training
-data involved): ethanol and a 16-molecule water box slightly rattled, and a strained,
-rattled 8-atom diamond Si cell (which also checks stress).
+changed file or a broken loader fails there. The configurations are built here: ethanol and a
+16-molecule water box slightly rattled, a strained, rattled 8-atom diamond Si cell (which also
+checks stress), and aspirin (the MD check's starting geometry, the first rMD17 test
+configuration, rattled). The JSON stores the positions, so the tests need no data folder.
 """
 
 import json
@@ -19,19 +20,20 @@ import ase.build
 from mlff import MLFFCalculator
 from mlff.export import read_metadata
 from mlff.md.structures import water_box
+from md_check import starting_molecule
 
 
 def configuration(name: str) -> ase.Atoms:
     """The stored configuration for ``name`` (deterministic)."""
-    if name == "ethanol":
-        atoms = ase.build.molecule("CH3CH2OH")
+    if name in ("ethanol", "aspirin"):
+        atoms = starting_molecule(name)
     elif name == "water":
         atoms = water_box(16, seed=3)
     elif name == "si":
         atoms = ase.build.bulk("Si", "diamond", a=5.469, cubic=True)
         atoms.set_cell(atoms.cell @ (np.eye(3) + np.array([[0.01, 0.004, 0.0], [0.004, -0.006, 0.0], [0.0, 0.0, 0.003]])), scale_atoms=True)
     else:
-        raise ValueError(f"unknown shipped potential {name!r}: use ethanol, water or si")
+        raise ValueError(f"unknown shipped potential {name!r}: use ethanol, aspirin, water or si")
     atoms.rattle(0.03, seed=7)
     return atoms
 

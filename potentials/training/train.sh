@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce a shipped potential: bash potentials/training/train.sh ethanol|water|si [RECIPE]
+# Reproduce a shipped potential: bash potentials/training/train.sh ethanol|aspirin|water|si [RECIPE]
 # Trains potentials/training/RECIPE.yaml (default: NAME.yaml; its output_dir is runs/RECIPE)
 # from ../shared/data (next to the repository, not part of it) with the reference environment,
 # deploys the best EMA weights to potentials/NAME.pt, runs the MD / materials check of its
@@ -7,7 +7,7 @@
 # (potentials/reference/NAME.json) that tests/potentials compares against, and the card.
 set -euo pipefail
 
-name=${1:?usage: train.sh ethanol|water|si [RECIPE]}
+name=${1:?usage: train.sh ethanol|aspirin|water|si [RECIPE]}
 recipe=${2:-$name}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here="$root/potentials/training"

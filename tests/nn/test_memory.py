@@ -19,10 +19,12 @@ from tests.models.conftest import make_potential
 from tests.structures import TEST_CUTOFF, water_box
 
 
-def test_weighted_product_first_and_second_derivatives():
+@pytest.mark.parametrize("dim_out, dim_in", [(5, 3), (1, 1), (3, 1), (5, 1), (1, 3), (1, 5), (3, 3), (5, 5)])
+def test_weighted_product_first_and_second_derivatives(dim_out, dim_in):
+    """Every (2L+1, 2l+1) shape of l, L <= 2 paths, degenerate ones (a side of 1) included."""
     torch.manual_seed(0)
-    z = torch.randn(6, 5, 3, dtype=torch.float64, requires_grad=True)
-    x = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(6, dim_out, dim_in, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(6, dim_in, 4, dtype=torch.float64, requires_grad=True)
     w = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
     expected = torch.bmm(z, x * w.unsqueeze(1))
     assert torch.allclose(_WeightedProduct.apply(z, x, w), expected, atol=1e-14)
