@@ -14,6 +14,7 @@ import torch
 
 import ase
 import ase.build
+from ase.neighborlist import natural_cutoffs, neighbor_list
 from ase.optimize import BFGS
 
 from mlff import MLFFCalculator, load_potential
@@ -23,6 +24,7 @@ POTENTIALS = os.path.join(os.path.dirname(__file__), "..", "..", "potentials")
 SHIPPED = {
     # name: (species, periodic training data)
     "ethanol": ([1, 6, 8], False),
+    "aspirin": ([1, 6, 8], False),
     "water": ([1, 8], True),
     "si": ([14], True),
 }
@@ -91,3 +93,26 @@ def test_silicon_lattice_constant_close_to_dft():
     curvature, slope, _ = np.polyfit(lattice, energies, 2)
     assert curvature > 0
     assert abs(-slope / (2 * curvature) - 5.469) < 0.03  # mlearn's DFT (PBE) cell: 5.469 A
+
+
+def test_aspirin_relaxes_to_chemical_bond_lengths():
+    """From the stored (rattled rMD17) geometry to a minimum with PBE-like bond lengths."""
+    record = _reference("aspirin")
+    atoms = ase.Atoms(numbers=record["numbers"], positions=record["positions"])
+    atoms.calc = MLFFCalculator(_path("aspirin"))
+    BFGS(atoms, logfile=None).run(fmax=0.01, steps=500)
+    assert np.abs(atoms.get_forces()).max() < 0.01
+    first, second = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=1.1))
+    # covalent bond lengths in aspirin (PBE, Angstrom): aromatic and single C-C 1.39-1.50,
+    # C-H 1.09, O-H 0.98, C=O 1.21 to ester/acid C-O 1.36-1.41
+    windows = {("C", "C"): (1.37, 1.53), ("C", "H"): (1.07, 1.11), ("H", "O"): (0.96, 1.01), ("C", "O"): (1.19, 1.44)}
+    symbols = atoms.get_chemical_symbols()
+    seen = set()
+    for i, j in zip(first, second):
+        if i >= j:
+            continue
+        pair = tuple(sorted((symbols[i], symbols[j])))
+        low, high = windows[pair]
+        assert low < atoms.get_distance(i, j) < high, f"{pair} bond {i}-{j}: {atoms.get_distance(i, j):.3f} A"
+        seen.add(pair)
+    assert seen == set(windows)  # aspirin has all four kinds of bond
