@@ -16,4 +16,6 @@ def test_ci_runs_the_readme_test_command():
     setup_and_run, test = readme_commands()
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci_command == test, f".ci/run runs {ci_command!r}, the README tells users to run {test!r}"
+    commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert commands == [test], f".ci/run runs {commands!r}, and nothing but the README's {test!r} may run there"
     assert (ROOT / test.split()[-1]).is_file() and (ROOT / setup_and_run.split()[-1]).is_file()
