@@ -63,6 +63,8 @@ def _relaxed(atoms: ase.Atoms, fmax: float = 0.005) -> ase.Atoms:
 
 RMD17_ASPIRIN_TEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data",
                                   "rmd17", "rmd17_aspirin_test_01.xyz")
+#: Where each molecule's starting structure comes from (the MD check relaxes it first).
+STARTING_STRUCTURES = {"ethanol": "ase.build.molecule", "aspirin": "first rMD17 test configuration"}
 
 
 def starting_molecule(name: str) -> ase.Atoms:
@@ -75,7 +77,7 @@ def starting_molecule(name: str) -> ase.Atoms:
                                     "aspirin test configuration in ../shared/data next to the repository")
         atoms = ase.io.read(RMD17_ASPIRIN_TEST, index=0)
         return ase.Atoms(numbers=atoms.numbers, positions=atoms.positions)  # geometry only
-    raise ValueError(f"no starting structure for molecule {name!r}: use ethanol or aspirin")
+    raise ValueError(f"no starting structure for molecule {name!r}: use one of {sorted(STARTING_STRUCTURES)}")
 
 
 def molecule(name: str, potential: str, output: str, picoseconds: float, seed: int) -> dict:
@@ -99,7 +101,7 @@ def molecule(name: str, potential: str, output: str, picoseconds: float, seed: i
         temperatures.append(float(atoms.get_temperature()))
     seconds = time.perf_counter() - started
     result = {
-        "system": f"{name} ({'ase.build.molecule' if name == 'ethanol' else 'first rMD17 test configuration'}), relaxed with the potential",
+        "system": f"{name} ({STARTING_STRUCTURES[name]}), relaxed with the potential",
         "ensemble": f"NVT Langevin {temperature:.0f} K, friction 0.01/fs, {timestep_fs} fs, seed {seed}",
         "simulated_ps": steps * timestep_fs / 1000,
         "bonds": [[int(i), int(j)] for i, j in bonds],
@@ -231,7 +233,7 @@ def silicon(potential: str, output: str, dft_lattice_A: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("system", choices=("ethanol", "aspirin", "water", "si"))
+    parser.add_argument("system", choices=(*STARTING_STRUCTURES, "water", "si"))
     parser.add_argument("potential")
     parser.add_argument("output")
     parser.add_argument("--picoseconds", type=float, help="simulated time (default: 50 ethanol and aspirin, 20 water)")
@@ -239,7 +241,7 @@ def main() -> None:
     parser.add_argument("--dft-lattice", type=float, default=5.469, help="DFT lattice constant of Si in A")
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
-    if args.system in ("ethanol", "aspirin"):
+    if args.system in STARTING_STRUCTURES:
         result = molecule(args.system, args.potential, args.output, args.picoseconds or 50.0, args.seed)
     elif args.system == "water":
         result = water(args.potential, args.output, args.picoseconds or 20.0, args.seed)

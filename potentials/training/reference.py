@@ -20,12 +20,12 @@ import ase.build
 from mlff import MLFFCalculator
 from mlff.export import read_metadata
 from mlff.md.structures import water_box
-from md_check import starting_molecule
+from md_check import STARTING_STRUCTURES, starting_molecule
 
 
 def configuration(name: str) -> ase.Atoms:
     """The stored configuration for ``name`` (deterministic)."""
-    if name in ("ethanol", "aspirin"):
+    if name in STARTING_STRUCTURES:
         atoms = starting_molecule(name)
     elif name == "water":
         atoms = water_box(16, seed=3)
