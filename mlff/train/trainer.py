@@ -479,7 +479,8 @@ class _Trainer:
                 "test_errors": results["test"],
                 "validation_errors": results["validation"],
                 "training_data_sha256": self.training_data_sha256,
-                "training_files": list(self.config.data.train),
+                # names only: the file's sha256 identifies the data, a path would leak the trainer's machine
+                "training_files": [os.path.basename(path) for path in self.config.data.train],
             }
             deploy(best.cpu(), os.path.join(output, DEPLOYED), metadata)
             _say(self.stream, f"deployed the best weights to {os.path.join(output, DEPLOYED)}")
