@@ -20,6 +20,7 @@ ENSEMBLES = ("nve", "nvt", "npt")
 BACKENDS = ("python", "torch")
 PLATFORMS = ("Reference", "CPU", "CUDA", "OpenCL")
 ML_ATOMS = ("all", "solute")
+SOLUTE_CHARGES = ("resp", "zero")
 STRUCTURES = ("file", "molecule", "water_box", "solvated")
 #: Energy minimisation (``minimize_iterations``) stops at this force, eV/Angstrom (about
 #: OpenMM's default of 10 kJ/mol/nm): OpenMM's L-BFGS on the root-mean-square force component,
@@ -67,6 +68,9 @@ class MDConfig:
     ``ml_atoms``: ``"all"`` (the potential on every atom; the default for all but solvated
     structures) or ``"solute"`` (openmm only: the potential on the solute of a ``solvated``
     structure, TIP3P water, mechanical embedding with PME up to ``mm_cutoff_nm``).
+    ``solute_charges``: with ``ml_atoms: solute``, the solute's classical charges, which the
+    water sees: ``"resp"`` (fitted to its Hartree-Fock/6-31G* electrostatic potential, AMBER's
+    recipe; :mod:`mlff.md.solute_charges`) or ``"zero"`` (Lennard-Jones only).
     ``minimize_iterations``: energy minimisation before the run (0: none).
     """
 
@@ -89,6 +93,7 @@ class MDConfig:
     max_energy_change_per_atom_eV: float = 1.0
     ml_atoms: Optional[str] = None
     mm_cutoff_nm: float = 0.9
+    solute_charges: str = "resp"
     minimize_iterations: int = 0
     progress: bool = True
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
@@ -271,6 +276,8 @@ def _check_solvated(config: MDConfig, fail) -> None:
                  "or ml_atoms: all (the potential on every atom, water included)")
     if config.ml_atoms is not None and config.ml_atoms not in ML_ATOMS:
         fail(f"ml_atoms must be one of {list(ML_ATOMS)}, got {config.ml_atoms!r}")
+    if config.solute_charges not in SOLUTE_CHARGES:
+        fail(f"solute_charges must be one of {list(SOLUTE_CHARGES)}, got {config.solute_charges!r}")
     if config.ml_atoms == "solute":
         if structure.solvated is None:
             fail("ml_atoms: solute needs structure.solvated (a molecule in TIP3P water, e.g. "

@@ -78,7 +78,7 @@ class OpenMMEngine:
             from mlff.md.solvation import mixed_system
 
             options = dict(backend=config.backend, device=config.device, skin=config.skin)
-            return mixed_system(atoms, config.potential, config.mm_cutoff_nm, **options)[1]
+            return mixed_system(atoms, config.potential, config.mm_cutoff_nm, solute_charges=config.solute_charges, **options)[1]
         topology = topology_of(atoms)
         system = openmm.System()
         for atom in topology.atoms():

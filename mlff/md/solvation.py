@@ -10,20 +10,23 @@ rebuilds the residues from it.
 (:func:`mixed_system`): openmm-ml's ``MLPotential("mlff").createMixedSystem`` takes a classical
 System of all atoms, removes the solute's internal classical terms and adds the ML Force. Its
 classical System needs a description of the solute, which only enters the solute-water
-interaction. No solute force field (GAFF via openmmforcefields) is installed, so the solute gets
-a minimal one here:
+interaction (mechanical embedding). No solute force field (GAFF via openmmforcefields) is
+installed, so the solute gets AMBER's recipe for one, minus the bonded terms the ML potential
+replaces:
 
 * Lennard-Jones parameters by element, the GAFF values of a typical atom type
-  (:data:`SOLUTE_LENNARD_JONES`: hc, c3, n3, oh, f, s, cl),
-* charge zero: the solute-water interaction is Lennard-Jones only. There are no
-  solute-water hydrogen bonds or electrostatics; the water's own electrostatics (PME) are
-  complete.
+  (:data:`SOLUTE_LENNARD_JONES`: hc, c3, n3, oh, f, s, cl), and GAFF's ho, hn, hs for hydrogens
+  bonded to O, N, S (:data:`POLAR_HYDROGEN_LENNARD_JONES`),
+* RESP charges fitted to the gas-phase molecule's Hartree-Fock/6-31G* electrostatic potential
+  (:mod:`mlff.md.solute_charges`, PySCF), fixed during the run: solute-water electrostatics and
+  hydrogen bonds are classical, as in an AMBER/GAFF solute. ``solute_charges="zero"`` leaves
+  Lennard-Jones only.
 
 Units: OpenMM's nm, kJ/mol and dalton here; positions leave as Angstrom (``mlff.units``).
 """
 
 import io
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 from xml.sax.saxutils import quoteattr
 
 import torch  # noqa: F401,I001  (torch before openmm: see ../shared/docs/environment.md)
@@ -57,6 +60,14 @@ SOLUTE_LENNARD_JONES = {
     "S": (0.35636, 1.04600),
     "Cl": (0.34709, 1.10876),
 }
+#: Hydrogens bonded to these elements are polar: GAFF's ho (on O: no Lennard-Jones at all, so
+#: that the charges alone make the hydrogen bond), hn and hs (on N, S: a small sphere). The
+#: (sigma, epsilon) replace the element's hc values; sigma of ho only fills the field.
+POLAR_HYDROGEN_LENNARD_JONES = {
+    "O": (0.1, 0.0),
+    "N": (0.10691, 0.06569),
+    "S": (0.10691, 0.06569),
+}
 
 #: amber14's 1-4 scaling factors; every NonbondedForce block of one ForceField must share them.
 _COULOMB14, _LJ14 = "0.8333333333333334", "0.5"
@@ -82,32 +93,36 @@ def solute_topology(solute: ase.Atoms) -> app.Topology:
     return topology
 
 
-def force_field(topology: app.Topology) -> app.ForceField:
-    """amber14 TIP3P plus a template for the Topology's ``MOL`` residue (generic LJ, zero charge).
+def force_field(topology: app.Topology, solute_charges: Optional[Sequence[float]] = None) -> app.ForceField:
+    """amber14 TIP3P plus a template for the Topology's ``MOL`` residue: LJ by element and
+    ``solute_charges`` (e, one per solute atom in order; None: zero).
 
     Raises
     ------
     ValueError
-        The solute has an element without Lennard-Jones parameters here.
+        The solute has an element without Lennard-Jones parameters here, or the charges do not
+        match its atoms.
     """
     residue = next(r for r in topology.residues() if r.name == SOLUTE_RESIDUE)
-    symbols = sorted({atom.element.symbol for atom in residue.atoms()})
-    missing = [s for s in symbols if s not in SOLUTE_LENNARD_JONES]
+    members = list(residue.atoms())
+    missing = sorted({a.element.symbol for a in members if a.element.symbol not in SOLUTE_LENNARD_JONES})
     if missing:
         raise ValueError(
             f"the solute contains {missing}, for which mlff.md has no Lennard-Jones parameters "
             f"(it has {sorted(SOLUTE_LENNARD_JONES)}); choose a solute made of those elements"
         )
-    types, nonbonded = [], []
-    for symbol in symbols:
-        mass = app.Element.getBySymbol(symbol).mass.value_in_unit(u.dalton)
-        name = quoteattr(f"mlff-solute-{symbol}")
+    charges = np.zeros(len(members)) if solute_charges is None else np.asarray(solute_charges, dtype=float)
+    if charges.shape != (len(members),) or not np.isfinite(charges).all():
+        raise ValueError(f"solute_charges: need {len(members)} finite charges (one per solute atom), got shape {charges.shape}")
+    types, nonbonded, atoms = [], [], []
+    for atom, charge in zip(members, charges):  # one atom type per solute atom: each has its own charge
+        symbol = atom.element.symbol
+        mass = atom.element.mass.value_in_unit(u.dalton)
+        name = quoteattr(f"mlff-solute-{atom.name}")
         types.append(f"<Type name={name} class={name} element={quoteattr(symbol)} mass='{mass!r}'/>")
-        sigma, epsilon = SOLUTE_LENNARD_JONES[symbol]
-        nonbonded.append(f"<Atom type={name} charge='0.0' sigma='{sigma!r}' epsilon='{epsilon!r}'/>")
-    atoms = [
-        f"<Atom name={quoteattr(a.name)} type={quoteattr('mlff-solute-' + a.element.symbol)}/>" for a in residue.atoms()
-    ]
+        sigma, epsilon = solute_lennard_jones(atom, residue)
+        nonbonded.append(f"<Atom type={name} charge='{float(charge)!r}' sigma='{sigma!r}' epsilon='{epsilon!r}'/>")
+        atoms.append(f"<Atom name={quoteattr(atom.name)} type={name}/>")
     bonds = [f"<Bond atomName1={quoteattr(b.atom1.name)} atomName2={quoteattr(b.atom2.name)}/>" for b in residue.bonds()]
     xml = (
         f"<ForceField><AtomTypes>{''.join(types)}</AtomTypes>"
@@ -116,6 +131,16 @@ def force_field(topology: app.Topology) -> app.ForceField:
         "</ForceField>"
     )
     return app.ForceField(WATER_FORCE_FIELD, io.StringIO(xml))
+
+
+def solute_lennard_jones(atom: app.topology.Atom, residue: app.topology.Residue) -> Tuple[float, float]:
+    """(sigma nm, epsilon kJ/mol) of a solute atom: by element, polar hydrogens by their partner."""
+    if atom.element.symbol == "H":
+        partners = [b.atom2 if b.atom1 is atom else b.atom1 for b in residue.bonds() if atom in (b.atom1, b.atom2)]
+        for partner in partners:
+            if partner.element.symbol in POLAR_HYDROGEN_LENNARD_JONES:
+                return POLAR_HYDROGEN_LENNARD_JONES[partner.element.symbol]
+    return SOLUTE_LENNARD_JONES[atom.element.symbol]
 
 
 def solvate(solute: ase.Atoms, padding_nm: Optional[float] = None, box_nm: Optional[float] = None) -> ase.Atoms:
@@ -191,8 +216,8 @@ def solvated_topology(atoms: ase.Atoms) -> Tuple[app.Topology, List[int]]:
     return topology, list(range(n_solute))
 
 
-def mm_system(topology: app.Topology, cutoff_nm: float) -> openmm.System:
-    """The classical System of a solvated Topology: rigid TIP3P, PME, the solute's generic LJ.
+def mm_system(topology: app.Topology, cutoff_nm: float, solute_charges: Optional[Sequence[float]] = None) -> openmm.System:
+    """The classical System of a solvated Topology: rigid TIP3P, PME, the solute's LJ and charges.
 
     Parameters
     ----------
@@ -200,6 +225,8 @@ def mm_system(topology: app.Topology, cutoff_nm: float) -> openmm.System:
         From :func:`solvated_topology`.
     cutoff_nm : float
         Real-space cutoff of PME and of Lennard-Jones, nm; at most half the box edge.
+    solute_charges : sequence of float, optional
+        e, one per solute atom (None: zero).
     """
     edge = min(np.linalg.norm(v) for v in topology.getPeriodicBoxVectors().value_in_unit(u.nanometer))
     if 2 * cutoff_nm > edge:
@@ -207,7 +234,7 @@ def mm_system(topology: app.Topology, cutoff_nm: float) -> openmm.System:
             f"the water box ({edge:.3f} nm) must be at least twice mm_cutoff_nm ({cutoff_nm} nm) for PME: "
             "enlarge structure.padding_nm or structure.box_nm, or lower mm_cutoff_nm"
         )
-    return force_field(topology).createSystem(
+    return force_field(topology, solute_charges).createSystem(
         topology, nonbondedMethod=app.PME, nonbondedCutoff=cutoff_nm * u.nanometer, constraints=None, rigidWater=True
     )
 
@@ -217,6 +244,7 @@ def mixed_system(
     potential_path: str,
     cutoff_nm: float,
     ml_atoms: Optional[Sequence[int]] = None,
+    solute_charges: Union[str, Sequence[float]] = "resp",
     **options,
 ) -> Tuple[app.Topology, openmm.System]:
     """The solute by the ML potential, TIP3P water, their interaction classical (mechanical embedding).
@@ -231,6 +259,10 @@ def mixed_system(
         Classical cutoff, nm (see :func:`mm_system`).
     ml_atoms : sequence of int, optional
         The ML atoms, in any order (default: the solute).
+    solute_charges : "resp", "zero" or sequence of float
+        The solute's classical charges (e): RESP from its geometry in ``atoms``
+        (:func:`mlff.md.solute_charges.resp_charges`, a few seconds of Hartree-Fock), zero, or
+        given (one per solute atom).
     **options
         ``backend``, ``device``, ``dtype``, ``skin`` of ``MLPotential("mlff")``.
 
@@ -242,12 +274,26 @@ def mixed_system(
 
     topology, solute = solvated_topology(atoms)
     ml_atoms = solute if ml_atoms is None else [int(i) for i in ml_atoms]
+    charges = solute_charge_values(atoms[solute], solute_charges)
     potential = MLPotential("mlff", modelPath=potential_path)
     system = potential.createMixedSystem(
-        topology, mm_system(topology, cutoff_nm), ml_atoms, forceGroup=ML_FORCE_GROUP, interpolate=False, **options
+        topology, mm_system(topology, cutoff_nm, charges), ml_atoms, forceGroup=ML_FORCE_GROUP, interpolate=False, **options
     )
     _keep_molecules_whole(system, topology, ml_atoms)
     return topology, system
+
+
+def solute_charge_values(solute: ase.Atoms, solute_charges: Union[str, Sequence[float]]) -> Optional[np.ndarray]:
+    """The charges (e, (n_solute,)) that ``solute_charges`` ("resp", "zero" or values) names; None for zero."""
+    if isinstance(solute_charges, str):
+        if solute_charges == "zero":
+            return None
+        if solute_charges == "resp":
+            from mlff.md.solute_charges import resp_charges
+
+            return resp_charges(solute)[0]
+        raise ValueError(f"solute_charges must be 'resp', 'zero' or one charge per solute atom, got {solute_charges!r}")
+    return np.asarray(solute_charges, dtype=float)
 
 
 def _keep_molecules_whole(system: openmm.System, topology: app.Topology, ml_atoms: Sequence[int]) -> None:

@@ -60,6 +60,8 @@ def test_overrides(write_config, tmp_path, monkeypatch):
          "needs engine: openmm"),
         ({"structure": {"solvated": "ethanol", "box_nm": 1.5}, "ml_atoms": "solute"}, "at least twice mm_cutoff_nm"),
         ({"mm_cutoff_nm": 0.0}, "mm_cutoff_nm must be positive"),
+        ({"structure": {"solvated": "ethanol", "box_nm": 3.0}, "ml_atoms": "solute", "solute_charges": "gasteiger"},
+         "solute_charges must be one of"),
     ],
 )
 def test_errors_are_clear(write_config, settings, message):

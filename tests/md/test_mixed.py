@@ -2,8 +2,9 @@
 
 The box is built by OpenMM's Modeller; the mixed System (openmm-ml ``createMixedSystem``) does
 not depend on the order of the ML atoms, its ML force group is exactly the potential of the
-solute alone, the solute meets the water through Lennard-Jones only, it survives XmlSerializer,
-and ``mlff md`` runs it.
+solute alone, the solute meets the water through its RESP charges and Lennard-Jones
+(tests/md/test_solute_charges.py tests the charges), it survives XmlSerializer, and ``mlff md``
+runs it.
 """
 
 import torch  # noqa: I001  (before openmm)
@@ -22,6 +23,7 @@ from mlff.md.solvation import (
     ML_FORCE_GROUP,
     SOLUTE_LENNARD_JONES,
     mixed_system,
+    solute_topology,
     solvate,
     solvated_topology,
 )
@@ -149,18 +151,28 @@ def test_ml_part_is_the_potential_on_the_solute_alone(box, potential_file):
     np.testing.assert_allclose(group_forces[:9] / FORCE_UNIT, reference_forces, rtol=0, atol=1e-10 * scale)
 
 
-def test_solute_meets_water_through_lennard_jones_only(box, potential_file):
-    """Mechanical embedding: solute-solute pairs excluded, solute atoms uncharged with GAFF-like LJ."""
+def test_solute_meets_water_through_its_charges_and_lennard_jones(box, potential_file):
+    """Mechanical embedding: solute-solute pairs excluded; solute atoms with RESP charges (by
+    default) and GAFF-like LJ, the hydroxyl hydrogen without LJ (GAFF's ho)."""
     topology, system = mixed_system(box, potential_file, CUTOFF_NM)
     nonbonded = next(f for f in system.getForces() if isinstance(f, openmm.NonbondedForce))
     assert nonbonded.getNonbondedMethod() == openmm.NonbondedForce.PME
     symbols = box.get_chemical_symbols()
+    bonded_to_oxygen = {b.atom1.index if b.atom2.element.symbol == "O" else b.atom2.index
+                        for b in solute_topology(box[:9]).bonds() if "O" in (b.atom1.element.symbol, b.atom2.element.symbol)}
+    charges = []
     for i in range(9):
         charge, sigma, epsilon = nonbonded.getParticleParameters(i)
-        assert charge.value_in_unit(unit.elementary_charge) == 0.0
-        assert (sigma.value_in_unit(unit.nanometer), epsilon.value_in_unit(unit.kilojoule_per_mole)) == pytest.approx(
-            SOLUTE_LENNARD_JONES[symbols[i]]
-        )
+        charges.append(charge.value_in_unit(unit.elementary_charge))
+        epsilon = epsilon.value_in_unit(unit.kilojoule_per_mole)
+        if symbols[i] == "H" and i in bonded_to_oxygen:
+            assert epsilon == 0.0  # the hydroxyl hydrogen: charges alone make its hydrogen bond
+        else:
+            assert (sigma.value_in_unit(unit.nanometer), epsilon) == pytest.approx(SOLUTE_LENNARD_JONES[symbols[i]])
+    assert sum(charges) == pytest.approx(0.0, abs=1e-6) and min(charges) < -0.5  # neutral, a negative hydroxyl O
+    zero_charge = mixed_system(box, potential_file, CUTOFF_NM, solute_charges="zero")[1]
+    nonbonded_zero = next(f for f in zero_charge.getForces() if isinstance(f, openmm.NonbondedForce))
+    assert all(nonbonded_zero.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) == 0.0 for i in range(9))
     excluded = set()
     for k in range(nonbonded.getNumExceptions()):
         i, j, charge_product, _, epsilon = nonbonded.getExceptionParameters(k)
