@@ -64,7 +64,13 @@ def electrostatic_potential(solute: ase.Atoms, points: np.ndarray, charge: int =
 
     Raises ValueError when the self-consistent field does not converge.
     """
-    from pyscf import df, gto, scf
+    try:
+        from pyscf import df, gto, scf
+    except ImportError as error:
+        raise ImportError(
+            "RESP solute charges need PySCF, which is not installed: pip install pyscf "
+            "(or run with solute_charges: zero, Lennard-Jones only)"
+        ) from error
 
     molecule = gto.M(
         atom=[(s, p) for s, p in zip(solute.get_chemical_symbols(), solute.get_positions())],
