@@ -6,6 +6,7 @@ through the model registry, so a checkpoint survives refactoring of the model cl
 """
 
 import os
+import zipfile
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -61,3 +62,56 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[Potential, Di
     potential.to(getattr(torch, state["dtype"]))
     potential.load_state_dict(state["potential"])
     return potential.eval(), state
+
+
+def is_deployed_potential(path: str) -> bool:
+    """Whether ``path`` is a deployed TorchScript potential (``mlff deploy``, a training run's
+    ``potential.pt``, the shipped ``potentials/*.pt``) rather than a checkpoint."""
+    from mlff.export.files import METADATA_NAME
+
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(f"/extra/{METADATA_NAME}") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def checkpoint_of_deployed(path: str) -> Dict[str, Any]:
+    """The checkpoint dict (as :func:`load_checkpoint` returns) of a deployed TorchScript potential:
+    its family, hyperparameters, dtype and weights, statistics included, so that a run can start
+    from a shipped or exported potential (``training.initial_weights``: fine-tuning).
+
+    Raises ValueError for a file without model family and hyperparameters in its metadata, or
+    whose weights do not fit the model they describe; ``.pt2`` packages hold compiled code, not
+    weights, and are refused too.
+    """
+    from mlff.export import compiled
+    from mlff.export.files import read_metadata
+
+    if compiled.is_pt2_archive(path):
+        raise ValueError(f"{path} is an AOTInductor (.pt2) package: it holds compiled code, not weights; "
+                         "start from the checkpoint or the TorchScript (.pt) file it was made from")
+    info = read_metadata(path)
+    if "model_family" not in info or "hyperparameters" not in info:
+        raise ValueError(f"{path}: its metadata names no model_family and hyperparameters, so its weights cannot be rebuilt")
+    potential = Potential(build(info["model_family"], **info["hyperparameters"])).to(getattr(torch, info["dtype"]))
+    module = torch.jit.load(path, map_location="cpu")
+    wanted = potential.state_dict()
+    # a plain dict of the model's own entries: a ScriptModule's state_dict also lists the
+    # non-persistent constants, and carries version metadata of its own that NormalizedLinear
+    # would take for its version 1 layout
+    weights = {name: value for name, value in module.potential.state_dict().items() if name in wanted}
+    try:
+        potential.load_state_dict(weights)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: its weights do not fit the {info['model_family']} model its metadata describes: {error}") from error
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "family": info["model_family"],
+        "config": config_to_dict(potential.model.config),
+        "dtype": info["dtype"],
+        "potential": potential.state_dict(),
+        "metadata": {"deployed_file": os.path.basename(path), "test_errors": info.get("test_errors")},
+    }

@@ -178,9 +178,11 @@ class TrainingConfig:
     second_stage : SecondStageConfig, optional
         Reweighted loss and constant learning rate for the last part of training.
     initial_weights : str, optional
-        An mlff checkpoint (``best.pt`` or ``last.pt`` of an earlier run) whose weights start
-        this run: fine-tuning, or a new learning-rate cycle after a finished one. Its moving
-        average (the validated weights) is loaded; architecture, species, reference energies
+        An mlff checkpoint (``best.pt`` or ``last.pt`` of an earlier run), or a deployed
+        TorchScript potential (``potential.pt``, ``mlff deploy`` output, a shipped
+        ``potentials/*.pt``), whose weights start this run: fine-tuning, or a new learning-rate
+        cycle after a finished one. Its moving average (the validated weights, the only ones
+        a deployed file holds) is loaded; architecture, species, reference energies
         and scale come from it, and any hyperparameter the model section gives must agree.
         Optimiser, schedule and moving average start afresh. ``--resume`` ignores it (the
         run's own ``last.pt`` already holds its weights).

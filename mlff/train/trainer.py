@@ -39,7 +39,7 @@ from mlff.models.config import make_config
 from mlff.models.registry import build, config_class
 from mlff.potential import Potential
 from mlff.train import distributed, plots
-from mlff.train.checkpoint import load_checkpoint, save_checkpoint
+from mlff.train.checkpoint import checkpoint_of_deployed, is_deployed_potential, load_checkpoint, save_checkpoint
 from mlff.train.config import Config, to_plain
 from mlff.train.dataset import Sample, batches, build_samples
 from mlff.train.ema import ExponentialMovingAverage
@@ -125,7 +125,8 @@ def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Co
     elif initial_state is not None:
         model_settings = dict(initial_state["config"])
         e0, scale = {}, 1.0  # the initial weights' buffers replace them below
-        _say(stream, f"initial weights: {config.training.initial_weights} (epoch {initial_state['metadata'].get('epoch', '?')} of its run); "
+        origin = "a deployed potential" if "deployed_file" in initial_state["metadata"] else f"epoch {initial_state['metadata'].get('epoch', '?')} of its run"
+        _say(stream, f"initial weights: {config.training.initial_weights} ({origin}); "
                      "statistics from it, optimiser and schedule afresh")
     else:
         e0 = reference_energies(config.data.reference_energies, splits.train, splits.species)
@@ -167,7 +168,7 @@ def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Co
 def _initial_state(config: Config) -> Dict[str, Any]:
     """The checkpoint named by ``training.initial_weights``, checked against the config's model section."""
     path = config.training.initial_weights
-    _, state = load_checkpoint(path)
+    state = checkpoint_of_deployed(path) if is_deployed_potential(path) else load_checkpoint(path)[1]
     if state["family"] != config.family:
         raise ValueError(f"training.initial_weights: {path} holds a {state['family']!r} model, the config a {config.family!r} one")
     # compared as validated configs, so that 5 and 5.0 or a list and a tuple agree

@@ -163,3 +163,50 @@ def test_deploys_models_that_cannot_be_deep_copied(tmp_path):
     )
     assert outputs["energy"].item() == pytest.approx(energy, abs=1e-10)
     np.testing.assert_allclose(outputs["forces"].numpy(), forces, atol=1e-10)
+
+
+@pytest.mark.parametrize("family", ["schnet", "mace"])
+def test_deployed_file_gives_back_its_weights(tmp_path, family):
+    """training.initial_weights may name a deployed file: its checkpoint dict rebuilds the same
+    function (MACE's NormalizedLinear must not take the TorchScript state for its old layout)."""
+    from mlff.export import deploy
+    from mlff.models.config import config_to_dict
+    from mlff.potential import Potential
+    from mlff.models.registry import build
+    from mlff.train.checkpoint import checkpoint_of_deployed, is_deployed_potential
+
+    potential = make_potential(family, torch.float64)
+    path, bare, checkpoint = str(tmp_path / "potential.pt"), str(tmp_path / "bare.pt"), str(tmp_path / "model.ckpt")
+    deploy(potential, path, {"model_family": family, "hyperparameters": config_to_dict(potential.model.config)})
+    save_checkpoint(potential, checkpoint)
+    assert is_deployed_potential(path) and not is_deployed_potential(checkpoint)
+    state = checkpoint_of_deployed(path)
+    rebuilt = Potential(build(state["family"], **state["config"])).double()
+    rebuilt.load_state_dict(state["potential"])
+    atoms = water_dimer()
+    energy, forces = reference(potential, atoms)
+    assert reference(rebuilt.eval(), atoms)[0] == pytest.approx(energy, abs=1e-10)
+    np.testing.assert_allclose(reference(rebuilt, atoms)[1], forces, atol=1e-10)
+
+    deploy(potential, bare)  # no model family in its metadata: nothing to rebuild from
+    with pytest.raises(ValueError, match="names no model_family"):
+        checkpoint_of_deployed(bare)
+
+
+def test_shipped_potential_gives_back_its_weights():
+    """A shipped potential is a starting point for fine-tuning: rebuilt eagerly, it predicts as the file."""
+    from mlff.models.registry import build
+    from mlff.potential import Potential
+    from mlff.train.checkpoint import checkpoint_of_deployed
+
+    path = os.path.join(ROOT, "potentials", "ethanol.pt")
+    state = checkpoint_of_deployed(path)
+    rebuilt = Potential(build(state["family"], **state["config"])).float()
+    rebuilt.load_state_dict(state["potential"])
+    atoms = ase.build.molecule("CH3CH2OH")
+    outputs = rebuilt.eval()(from_atoms(atoms, rebuilt.cutoff, torch.float32), compute_stress=False)
+    module = mlff.load_potential(path)
+    expected = module(torch.tensor(atoms.positions, dtype=torch.float32), torch.tensor(atoms.numbers),
+                      torch.zeros(3, 3), torch.zeros(3, dtype=torch.bool))
+    assert outputs["energy"].item() == pytest.approx(expected["energy"].item(), abs=1e-3)  # eV, float32 sums
+    np.testing.assert_allclose(outputs["forces"].detach().numpy(), expected["forces"].numpy(), atol=1e-4)

@@ -247,6 +247,21 @@ def test_initial_weights_start_a_new_run_from_a_checkpoint(data_dir, tmp_path):
         torch.testing.assert_close(loaded.state_dict()[name], value, rtol=0, atol=1e-9)  # Adam moves each weight by about lr per step
 
 
+def test_initial_weights_from_a_deployed_potential(data_dir, tmp_path):
+    """Fine-tuning starts from a deployed file (a shipped potentials/*.pt) as from its checkpoint."""
+    first = config_for(data_dir, tmp_path, "first", overrides=["deploy=true"], epochs=4, learning_rate=0.01)
+    train(first)
+    deployed = os.path.join(first.output_dir, "potential.pt")
+    _, state = load_checkpoint(os.path.join(first.output_dir, "best.pt"))
+    frozen = dict(epochs=1, learning_rate=1e-12, ema_decay=0.0)
+    said = io.StringIO()
+    fine = config_for(data_dir, tmp_path, "fine", overrides=[f"training.initial_weights={deployed}"], **frozen)
+    train(fine, stream=said)
+    assert f"initial weights: {deployed} (a deployed potential)" in said.getvalue()
+    best_loss = state["metadata"]["best_validation_loss"]
+    assert float(history(fine.output_dir)[0]["validation_loss"]) == pytest.approx(best_loss, rel=1e-6)
+
+
 def test_initial_weights_refuse_another_model(data_dir, tmp_path):
     first = config_for(data_dir, tmp_path, "first", epochs=1)
     train(first)
