@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Carry a long training across checkouts. runs/ is not in git, so a training that outlives
-# one working session would otherwise restart from nothing; this keeps what `--resume` needs
-# (last.pt: weights, moving average, optimiser, schedule, random state; best.pt; log.csv) in
-# checkpoints/RUN/, which is committed:
+# Set a long training's resume state aside: what `--resume` needs (last.pt: weights, moving
+# average, optimiser, schedule, random state; best.pt; log.csv) goes to checkpoints/RUN/
+# (ignored by git: checkpoints are megabytes; copy that folder to keep it elsewhere):
 #
-#   bash park.sh save RUN       # runs/RUN/ -> checkpoints/RUN/   (then git add + commit)
+#   bash park.sh save RUN       # runs/RUN/ -> checkpoints/RUN/
 #   bash park.sh restore RUN    # checkpoints/RUN/ -> runs/RUN/   (then: mlff train RUN.yaml --resume)
 #   bash park.sh drop RUN       # remove checkpoints/RUN/ once the run is finished and recorded
 set -euo pipefail
@@ -30,7 +29,7 @@ case "$action" in
   save)
     [ -f "$live/last.pt" ] || { echo "park.sh: $live/last.pt does not exist (has the run finished an epoch?)" >&2; exit 2; }
     copy "$live" "$parked"
-    echo "park.sh: saved $run (epoch $(tail -n 1 "$parked/log.csv" | cut -d, -f1)) to $parked; commit it" ;;
+    echo "park.sh: saved $run (epoch $(tail -n 1 "$parked/log.csv" | cut -d, -f1)) to $parked" ;;
   restore)
     [ -f "$parked/last.pt" ] || { echo "park.sh: nothing parked for $run in $parked" >&2; exit 2; }
     if [ -f "$live/last.pt" ]; then
