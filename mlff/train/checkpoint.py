@@ -88,16 +88,17 @@ def checkpoint_of_deployed(path: str) -> Dict[str, Any]:
     weights, and are refused too.
     """
     from mlff.export import compiled
-    from mlff.export.files import read_metadata
+    from mlff.export.files import METADATA_NAME, _parse_metadata
 
     if compiled.is_pt2_archive(path):
         raise ValueError(f"{path} is an AOTInductor (.pt2) package: it holds compiled code, not weights; "
                          "start from the checkpoint or the TorchScript (.pt) file it was made from")
-    info = read_metadata(path)
+    extra = {METADATA_NAME: ""}
+    module = torch.jit.load(path, map_location="cpu", _extra_files=extra)  # once: weights and metadata
+    info = _parse_metadata(path, extra[METADATA_NAME])
     if "model_family" not in info or "hyperparameters" not in info:
         raise ValueError(f"{path}: its metadata names no model_family and hyperparameters, so its weights cannot be rebuilt")
     potential = Potential(build(info["model_family"], **info["hyperparameters"])).to(getattr(torch, info["dtype"]))
-    module = torch.jit.load(path, map_location="cpu")
     wanted = potential.state_dict()
     # a plain dict of the model's own entries: a ScriptModule's state_dict also lists the
     # non-persistent constants, and carries version metadata of its own that NormalizedLinear
