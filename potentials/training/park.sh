@@ -6,10 +6,19 @@
 #   bash park.sh save RUN       # runs/RUN/ -> checkpoints/RUN/
 #   bash park.sh restore RUN    # checkpoints/RUN/ -> runs/RUN/   (then: mlff train RUN.yaml --resume)
 #   bash park.sh drop RUN       # remove checkpoints/RUN/ once the run is finished and recorded
+#
+# A fresh clone has neither runs/ nor checkpoints/. What git can keep is small: `carry` writes the
+# moving-average weights of runs/RUN/last.pt (its latest epoch) as a deployed potential,
+# carry/RUN.pt (about 1 MB for a 64-channel MACE), and refuses files over CARRY_MAX_BYTES
+# (2 MB). A later session continues from it with training.initial_weights: carry/RUN.pt (a fresh
+# optimiser; the learning rate picks up where the schedule was):
+#
+#   bash park.sh carry RUN      # runs/RUN/last.pt -> carry/RUN.pt (tracked)
 set -euo pipefail
 
-action=${1:?usage: park.sh save|restore|drop RUN}
-run=${2:?usage: park.sh save|restore|drop RUN}
+usage="usage: park.sh save|restore|drop|carry RUN"
+action=${1:?$usage}
+run=${2:?$usage}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 live="$here/runs/$run"
 parked="$here/checkpoints/$run"
@@ -40,6 +49,20 @@ case "$action" in
   drop)
     rm -rf "$parked"
     echo "park.sh: dropped $parked" ;;
+  carry)
+    [ -f "$live/last.pt" ] || { echo "park.sh: $live/last.pt does not exist (has the run finished an epoch?)" >&2; exit 2; }
+    python=${PYTHON:-$here/../../.venv/bin/python}
+    limit=${CARRY_MAX_BYTES:-2000000}
+    mkdir -p "$here/carry"
+    partial="$here/carry/.$run.partial.pt"
+    "$python" -m mlff deploy "$live/last.pt" -o "$partial" > /dev/null
+    size=$(wc -c < "$partial")
+    if [ "$size" -gt "$limit" ]; then
+      rm -f "$partial"
+      echo "park.sh: the weights of $run take $size bytes, over the $limit that git keeps (CARRY_MAX_BYTES); use 'park.sh save $run' and copy checkpoints/$run/ elsewhere" >&2; exit 2
+    fi
+    mv "$partial" "$here/carry/$run.pt"
+    echo "park.sh: carried $run (epoch $(tail -n 1 "$live/log.csv" | cut -d, -f1), $size bytes) to $here/carry/$run.pt; continue with training.initial_weights: carry/$run.pt" ;;
   *)
-    echo "park.sh: unknown action '$action' (use save, restore or drop)" >&2; exit 2 ;;
+    echo "park.sh: unknown action '$action' (use save, restore, drop or carry)" >&2; exit 2 ;;
 esac

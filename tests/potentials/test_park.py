@@ -1,20 +1,35 @@
 """potentials/training/park.sh: a long training's resume state survives a fresh clone.
 
 The script is copied next to a scratch ``runs/`` folder (it works relative to its own folder),
-then saves, refuses to overwrite a live run, restores byte for byte, and drops.
+then saves, refuses to overwrite a live run, restores byte for byte, and drops; ``carry`` turns
+a real checkpoint into a small deployed file that a new run starts from.
 """
 
 import os
 import shutil
 import subprocess
+import sys
 
+import ase.build
 import pytest
+import torch
+
+import mlff
+from mlff.graph import from_atoms
+from mlff.train import save_checkpoint
+from mlff.train.checkpoint import checkpoint_of_deployed
+from tests.models.conftest import make_potential
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "potentials", "training", "park.sh")
 
 
-def park(folder, *arguments):
-    return subprocess.run(["bash", os.path.join(folder, "park.sh"), *arguments], capture_output=True, text=True)
+def park(folder, *arguments, **environment):
+    return subprocess.run(
+        ["bash", os.path.join(folder, "park.sh"), *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable, **environment},
+    )
 
 
 @pytest.fixture
@@ -54,3 +69,38 @@ def test_clear_errors(training_folder):
     assert "nothing parked" in park(training_folder, "restore", "missing").stderr
     assert "unknown action" in park(training_folder, "keep", "demo").stderr
     assert park(training_folder).returncode != 0
+
+
+def _energy_and_forces(potential, atoms):
+    outputs = potential(from_atoms(atoms, potential.cutoff, torch.float32))
+    return outputs["energy"].detach(), outputs["forces"].detach()
+
+
+def test_carry_writes_the_moving_average_as_a_small_deployed_file(tmp_path):
+    shutil.copy(SCRIPT, tmp_path / "park.sh")
+    live = tmp_path / "runs" / "demo"
+    live.mkdir(parents=True)
+    potential = make_potential("mace", torch.float32)
+    save_checkpoint(potential, str(live / "last.pt"), metadata={"epoch": 7})
+    (live / "log.csv").write_text("epoch,loss\n6,0.5\n7,0.25\n")
+
+    carried = park(tmp_path, "carry", "demo")
+    assert carried.returncode == 0, carried.stderr
+    assert "epoch 7" in carried.stdout and "initial_weights" in carried.stdout
+    path = tmp_path / "carry" / "demo.pt"
+    assert sorted(os.listdir(tmp_path / "carry")) == ["demo.pt"]  # no partial file left
+
+    atoms = ase.build.molecule("CH3CH2OH")
+    energy, forces = _energy_and_forces(potential, atoms)
+    deployed = mlff.MLFFCalculator(str(path))
+    atoms.calc = deployed
+    assert atoms.get_potential_energy() == pytest.approx(energy.item(), abs=1e-4)
+    assert abs(atoms.get_forces() - forces.numpy()).max() < 1e-4
+    state = checkpoint_of_deployed(str(path))  # what training.initial_weights reads
+    assert state["family"] == "mace" and state["metadata"]["epoch"] == 7
+
+    refused = park(tmp_path, "carry", "demo", CARRY_MAX_BYTES="1000")
+    assert refused.returncode == 2 and "over the 1000" in refused.stderr
+    assert os.path.getsize(path) > 1000  # the earlier carry is kept, no partial file appears
+    assert sorted(os.listdir(tmp_path / "carry")) == ["demo.pt"]
+    assert "does not exist" in park(tmp_path, "carry", "missing").stderr
