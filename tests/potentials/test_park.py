@@ -2,7 +2,7 @@
 
 The script is copied next to a scratch ``runs/`` folder (it works relative to its own folder),
 then saves, refuses to overwrite a live run, restores byte for byte, and drops; ``carry`` turns
-a real checkpoint into a small deployed file that a new run starts from.
+a real checkpoint into a small weights-only checkpoint that a new run starts from.
 """
 
 import os
@@ -14,10 +14,8 @@ import ase.build
 import pytest
 import torch
 
-import mlff
 from mlff.graph import from_atoms
-from mlff.train import save_checkpoint
-from mlff.train.checkpoint import checkpoint_of_deployed
+from mlff.train import load_checkpoint, save_checkpoint
 from tests.models.conftest import make_potential
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "potentials", "training", "park.sh")
@@ -76,12 +74,12 @@ def _energy_and_forces(potential, atoms):
     return outputs["energy"].detach(), outputs["forces"].detach()
 
 
-def test_carry_writes_the_moving_average_as_a_small_deployed_file(tmp_path):
+def test_carry_writes_the_moving_average_as_a_small_checkpoint(tmp_path):
     shutil.copy(SCRIPT, tmp_path / "park.sh")
     live = tmp_path / "runs" / "demo"
     live.mkdir(parents=True)
     potential = make_potential("mace", torch.float32)
-    save_checkpoint(potential, str(live / "last.pt"), metadata={"epoch": 7})
+    save_checkpoint(potential, str(live / "last.pt"), metadata={"epoch": 7}, training_state={"optimizer": torch.zeros(10000)})
     (live / "log.csv").write_text("epoch,loss\n6,0.5\n7,0.25\n")
 
     carried = park(tmp_path, "carry", "demo")
@@ -89,15 +87,14 @@ def test_carry_writes_the_moving_average_as_a_small_deployed_file(tmp_path):
     assert "epoch 7" in carried.stdout and "initial_weights" in carried.stdout
     path = tmp_path / "carry" / "demo.pt"
     assert sorted(os.listdir(tmp_path / "carry")) == ["demo.pt"]  # no partial file left
+    assert os.path.getsize(path) < os.path.getsize(live / "last.pt") - 30000  # the 40 kB training state stays behind
 
+    rebuilt, state = load_checkpoint(str(path))  # what training.initial_weights reads
+    assert state["family"] == "mace" and state["metadata"]["epoch"] == 7 and "training_state" not in state
     atoms = ase.build.molecule("CH3CH2OH")
     energy, forces = _energy_and_forces(potential, atoms)
-    deployed = mlff.MLFFCalculator(str(path))
-    atoms.calc = deployed
-    assert atoms.get_potential_energy() == pytest.approx(energy.item(), abs=1e-4)
-    assert abs(atoms.get_forces() - forces.numpy()).max() < 1e-4
-    state = checkpoint_of_deployed(str(path))  # what training.initial_weights reads
-    assert state["family"] == "mace" and state["metadata"]["epoch"] == 7
+    carried_energy, carried_forces = _energy_and_forces(rebuilt, atoms)
+    assert torch.equal(carried_energy, energy) and torch.equal(carried_forces, forces)
 
     refused = park(tmp_path, "carry", "demo", CARRY_MAX_BYTES="1000")
     assert refused.returncode == 2 and "over the 1000" in refused.stderr
