@@ -114,9 +114,5 @@ def checkpoint_of_deployed(path: str) -> Dict[str, Any]:
         "config": config_to_dict(potential.model.config),
         "dtype": info["dtype"],
         "potential": potential.state_dict(),
-        "metadata": {
-            "deployed_file": os.path.basename(path),
-            "test_errors": info.get("test_errors"),
-            **({"epoch": info["epoch"]} if "epoch" in info else {}),  # the epoch of its run, when it records one
-        },
+        "metadata": {"deployed_file": os.path.basename(path), "test_errors": info.get("test_errors")},
     }

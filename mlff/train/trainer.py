@@ -125,10 +125,7 @@ def _train(config: Config, resume: bool, stream: TextIO, context: distributed.Co
     elif initial_state is not None:
         model_settings = dict(initial_state["config"])
         e0, scale = {}, 1.0  # the initial weights' buffers replace them below
-        metadata = initial_state["metadata"]
-        origin = f"epoch {metadata.get('epoch', '?')} of its run"
-        if "deployed_file" in metadata:
-            origin = "a deployed potential" + (f", {origin}" if "epoch" in metadata else "")
+        origin = "a deployed potential" if "deployed_file" in initial_state["metadata"] else f"epoch {initial_state['metadata'].get('epoch', '?')} of its run"
         _say(stream, f"initial weights: {config.training.initial_weights} ({origin}); "
                      "statistics from it, optimiser and schedule afresh")
     else:

@@ -10,8 +10,8 @@
 # A fresh clone has neither runs/ nor checkpoints/. What git can keep is small: `carry` writes the
 # moving-average weights of runs/RUN/last.pt (its latest epoch) as a weights-only checkpoint,
 # carry/RUN.pt (about 1 MB for a 64-channel MACE), and refuses files over CARRY_MAX_BYTES
-# (2 MB). A later session continues from it with training.initial_weights: carry/RUN.pt (a fresh
-# optimiser; the learning rate picks up where the schedule was):
+# (2 MB). A later session continues from it with training.initial_weights: carry/RUN.pt (optimiser
+# and schedule start afresh, so give that run the learning rates it should continue with):
 #
 #   bash park.sh carry RUN      # runs/RUN/last.pt -> carry/RUN.pt (tracked)
 set -euo pipefail
