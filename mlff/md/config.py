@@ -11,8 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
-import yaml
-
+from mlff import config_yaml
 from mlff.md.structures import known_molecule
 
 ENGINES = ("openmm", "ase")
@@ -123,7 +122,7 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> MDConfig:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no MD configuration file {path}")
     with open(path) as handle:
-        raw = yaml.safe_load(handle) or {}
+        raw = config_yaml.load(handle) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: the top level must be a mapping of keys to values")
     base = os.path.dirname(os.path.abspath(path))
@@ -147,7 +146,7 @@ def _parse_override(item: str):
     key, text = item.split("=", 1)
     if not key:
         raise ValueError(f"override {item!r} has no key")
-    return tuple(key.strip().split(".")), yaml.safe_load(text)
+    return tuple(key.strip().split(".")), config_yaml.load(text)
 
 
 def _resolve_paths(raw: Dict[str, Any], base: str) -> Dict[str, Any]:

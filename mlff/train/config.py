@@ -276,11 +276,13 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> Config:
     """
     import yaml
 
+    from mlff import config_yaml
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file {path} does not exist")
     with open(path) as handle:
         try:
-            raw = yaml.safe_load(handle)
+            raw = config_yaml.load(handle)
         except yaml.YAMLError as error:
             raise ValueError(f"{path} is not valid YAML: {error}") from error
     if raw is None:
@@ -296,6 +298,8 @@ def apply_override(raw: Dict[str, Any], item: str) -> None:
     """Set ``dotted.key=value`` (value parsed as YAML) in the raw config mapping, in place."""
     import yaml
 
+    from mlff import config_yaml
+
     if "=" not in item:
         raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=5)")
     key, text = item.split("=", 1)
@@ -303,7 +307,7 @@ def apply_override(raw: Dict[str, Any], item: str) -> None:
     if not all(parts):
         raise ValueError(f"override {item!r}: empty key")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = config_yaml.load(text) if text.strip() else None
     except yaml.YAMLError as error:
         raise ValueError(f"override {item!r}: the value is not valid YAML ({error})") from error
     target = raw

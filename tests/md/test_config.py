@@ -29,6 +29,11 @@ def test_overrides(write_config, tmp_path, monkeypatch):
     assert config.outputs.csv == str(tmp_path / "x.csv")
 
 
+def test_exponent_numbers_are_numbers(write_config):
+    config = load_config(write_config(), ["temperature_K=25e1", "timestep_fs=2E-1"])
+    assert (config.temperature_K, config.timestep_fs) == (250.0, 0.2)
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [

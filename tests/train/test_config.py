@@ -22,6 +22,20 @@ def test_valid_config_loads_with_overrides(data_dir, tmp_path):
     assert config.family == "schnet"
 
 
+def test_exponent_numbers_without_a_decimal_point_are_numbers(data_dir, tmp_path):
+    """``5e-4`` is a float as in YAML 1.2 (PyYAML alone reads it as the string "5e-4")."""
+    path = write_config(str(tmp_path), settings(data_dir, tmp_path))
+    with open(path) as handle:
+        text = handle.read().replace("learning_rate: 0.005", "learning_rate: 5e-4")
+    assert "learning_rate: 5e-4" in text
+    with open(path, "w") as handle:
+        handle.write(text)
+    config = load_config(path, ["training.min_learning_rate=1e-12", "training.forces_weight=1E3"])
+    assert config.training.learning_rate == 5e-4
+    assert config.training.min_learning_rate == 1e-12
+    assert config.training.forces_weight == 1000.0
+
+
 def test_relative_paths_are_relative_to_the_config_file(data_dir, tmp_path):
     raw = settings(data_dir, tmp_path)
     raw["data"]["train"] = os.path.relpath(os.path.join(data_dir, "train.xyz"), str(tmp_path))
