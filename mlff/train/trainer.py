@@ -460,6 +460,7 @@ class _Trainer:
             "best_epoch": self.best_epoch,
             "epochs": self.epoch,
             "training_minutes": self.elapsed / 60.0,
+            "processes": self.context.world_size,
         }
         with open(os.path.join(output, METRICS), "w") as handle:
             json.dump(results, handle, indent=2)

@@ -129,12 +129,13 @@ def _errors_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def _budget(log_path: str) -> str:
+def _budget(log_path: str, processes: int) -> str:
     with open(log_path) as handle:
         rows = list(csv.DictReader(handle))
     seconds = sum(float(row["seconds"]) for row in rows)
-    return (f"{len(rows)} epochs, {seconds / 3600:.2f} h wall time on one CPU thread of a shared 2-core machine "
-            f"(other jobs ran beside it, so this overstates the cost)")
+    where = ("one CPU thread of a shared 2-core machine" if processes == 1 else
+             f"{processes} processes of one CPU thread each (torchrun, gloo) on a shared 2-core machine")
+    return f"{len(rows)} epochs, {seconds / 3600:.2f} h wall time on {where} (other jobs ran beside it, so this overstates the cost)"
 
 
 def _check_section(name: str, check_dir: str) -> str:
@@ -163,10 +164,12 @@ def _check_section(name: str, check_dir: str) -> str:
 def main() -> None:
     name = sys.argv[1]
     recipe = sys.argv[2] if len(sys.argv) > 2 else name
-    command = f"bash potentials/training/train.sh {name}" + (f" {recipe}" if recipe != name else "")
     metadata = read_metadata(os.path.join(POTENTIALS, f"{name}.pt"))
     run = os.path.join(HERE, "runs", recipe)
     metrics = _read_json(os.path.join(run, "metrics.json"))
+    processes = int(metrics.get("processes", 1))  # runs before mlff recorded it were all single-process
+    command = (f"MLFF_TRAIN_PROCESSES={processes} " if processes > 1 else "") + \
+        f"bash potentials/training/train.sh {name}" + (f" {recipe}" if recipe != name else "")
     hyperparameters = ", ".join(
         f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
         for key, value in sorted(metadata["hyperparameters"].items()) if key != "species")
@@ -179,7 +182,7 @@ def main() -> None:
 
 **Data**: {DATA[name]}
 
-**Training budget**: {_budget(os.path.join(run, 'log.csv'))}. Best epoch {metrics['best_epoch']} of {metrics['epochs']};
+**Training budget**: {_budget(os.path.join(run, 'log.csv'), processes)}. Best epoch {metrics['best_epoch']} of {metrics['epochs']};
 the exponential moving average of the weights is what ships. {HISTORY[recipe]}
 
 **Errors** (best EMA weights):

@@ -5,6 +5,8 @@
 # deploys the best EMA weights to potentials/NAME.pt, runs the MD / materials check of its
 # model card into potentials/checks/NAME/, writes the stored reference energy and forces
 # (potentials/reference/NAME.json) that tests/potentials compares against, and the card.
+# MLFF_TRAIN_PROCESSES=K trains on K processes (`mlff train --nproc K`: torchrun, one thread each),
+# as the recipes whose comments say so were trained.
 set -euo pipefail
 
 name=${1:?usage: train.sh ethanol|aspirin|water|si [RECIPE]}
@@ -22,7 +24,10 @@ cd "$here"
 if [ "$name" = si ]; then
   "$python" prepare_si.py "$data/si_mlearn" runs/si_data
 fi
-"$python" -m mlff train "$recipe.yaml" ${MLFF_TRAIN_OVERRIDES:-}
+processes=${MLFF_TRAIN_PROCESSES:-1}
+launch=""
+if [ "$processes" -gt 1 ]; then launch="--nproc $processes"; fi
+"$python" -m mlff train "$recipe.yaml" $launch ${MLFF_TRAIN_OVERRIDES:-}
 cp "runs/$recipe/potential.pt" "$root/potentials/$name.pt"
 "$python" md_check.py "$name" "$root/potentials/$name.pt" "$root/potentials/checks/$name"
 "$python" reference.py "$name" "$root/potentials/$name.pt" "$root/potentials/reference/$name.json"

@@ -6,6 +6,7 @@ the 1-process run, beside keeping its ranks' parameters identical.
 """
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -118,11 +119,15 @@ def test_two_processes_stay_identical_and_match_one_process(data_dir, tmp_path):
     assert "processes: 2 (gloo)" in done.stdout
     for name in ("best.pt", "last.pt", "metrics.json"):
         assert os.path.isfile(os.path.join(raw["output_dir"], name))
+    with open(os.path.join(raw["output_dir"], "metrics.json")) as handle:
+        assert json.load(handle)["processes"] == 2
 
     # one process with batches of 4 sees the same samples per step: the same training
     single = dict(raw, output_dir=str(tmp_path / "single"))
     single["training"] = dict(raw["training"], batch_size=4)
     train(load_config(write_config(str(tmp_path), single, "single.yaml")))
+    with open(tmp_path / "single" / "metrics.json") as handle:
+        assert json.load(handle)["processes"] == 1
     reference = torch.load(tmp_path / "single" / "last.pt", weights_only=True)["training_state"]["model"]
     for key, value in reference.items():
         torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-9, atol=1e-12, msg=key)
