@@ -56,7 +56,7 @@ case "$action" in
     mkdir -p "$here/carry"
     partial="$here/carry/.$run.partial.pt"
     # the checkpoint without its training state: weights and statistics, about 1 MB for a
-    # 64-channel MACE (a deployed TorchScript file of the same model takes 2.6 MB)
+    # 64-channel MACE with l = 3 harmonics
     "$python" - "$live/last.pt" "$partial" <<'PYTHON'
 import sys
 from mlff.train.checkpoint import load_checkpoint, save_checkpoint

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import ase.build
 import numpy as np
@@ -80,6 +81,24 @@ def test_metadata(deployed):
     assert info["torch_version"] == torch.__version__
     module = torch.jit.load(path)  # plain torch.jit.load works once mlff is imported
     assert json.loads(module.metadata_json)["model_family"] == "schnet"
+
+
+def test_file_is_deflated_and_leaves_no_temporaries(deployed, tmp_path):
+    """Every entry is compressed (torch.jit.save stores them), yet torch.jit.load reads the file
+    (test_deployed_file_matches_eager), and deploying leaves nothing beside the file."""
+    _, _, path = deployed
+    with zipfile.ZipFile(path) as archive:
+        entries = archive.infolist()
+    assert entries and all(entry.compress_type == zipfile.ZIP_DEFLATED for entry in entries)
+    assert sorted(os.listdir(os.path.dirname(path))) == ["model.ckpt", "potential.pt"]
+
+    # a MACE: its mostly-zero contraction coefficients (and the code) deflate well
+    deflated = str(tmp_path / "mace.pt")
+    mlff.deploy(make_potential("mace", torch.float32), deflated)
+    with zipfile.ZipFile(deflated) as archive:
+        stored_bytes = sum(entry.file_size for entry in archive.infolist())
+    assert os.path.getsize(deflated) < 0.6 * stored_bytes
+    assert sorted(os.listdir(tmp_path)) == ["mace.pt"]
 
 
 def test_runs_without_training_code(deployed):
