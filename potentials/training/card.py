@@ -79,6 +79,15 @@ HISTORY = {
                          "each cycle starting from the best moving-average weights of the one before "
                          "(`training.initial_weights`). To reproduce, run the six configs in that order, stopping the "
                          "second after its first epoch. Most epochs ran beside a second training on the machine's 2 cores.",
+    "ethanol_l3_ddp_cycle2": "This is the second cosine cycle of one model, 64 channels with spherical harmonics to "
+                             "l = 3: `ethanol_l3_ddp.yaml` (250 epochs, 0.01 -> 2e-5, forces_weight 100, test F MAE "
+                             "4.96 meV/A), then the 150 epochs counted above (`ethanol_l3_ddp_cycle2.yaml`, 2e-3 -> 2e-6, "
+                             "forces_weight 1000): 400 epochs in all, the second starting from the moving-average weights "
+                             "of the first's last epoch, which git keeps as `potentials/training/carry/ethanol_l3_ddp.pt`. "
+                             "To reproduce: `MLFF_TRAIN_PROCESSES=2 bash potentials/training/train.sh ethanol ethanol_l3_ddp`, "
+                             "`bash potentials/training/park.sh carry ethanol_l3_ddp`, then the command above. Both cycles "
+                             "ran on two processes with 3 configurations each per step; the first 12 epochs of the second "
+                             "ran beside an environment install and short tests.",
     "water": "The first 2 epochs ran under a 25-epoch cosine schedule; the run was then resumed with "
              "`training.epochs=12`, to fit the session's CPU budget.",
     "si": "The first 10 epochs ran under a 120-epoch cosine schedule; the run was then resumed with "
