@@ -17,12 +17,9 @@ class _SafeLoaderWithYaml12Floats(yaml.SafeLoader):
     """``yaml.SafeLoader`` that also reads ``1e-3``, ``+2E5`` and ``.5e1`` as floats."""
 
 
-_YAML12_FLOAT = re.compile(
-    r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$""", re.VERBOSE
-)
-_SafeLoaderWithYaml12Floats.add_implicit_resolver(
-    "tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789.")
-)
+#: Exponent forms without a decimal point, which YAML 1.1's float pattern leaves out.
+_YAML12_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_SafeLoaderWithYaml12Floats.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
 
 
 def load(stream: Union[str, IO[str]]) -> Any:

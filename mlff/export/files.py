@@ -8,11 +8,12 @@ and nothing of the training code.
 
 import datetime
 import hashlib
+import io
 import json
 import os
 import tempfile
 import zipfile
-from typing import Any, Dict, Optional, Union
+from typing import IO, Any, Dict, Optional, Union
 
 import torch
 
@@ -79,21 +80,20 @@ def deploy(
     # (no layer inputs kept for weight gradients) when parameters do not require them
     frozen = rebuilt_copy(potential).requires_grad_(False)
     module = torch.jit.script(DeployedPotential(frozen, text))
+    stored = io.BytesIO()
+    torch.jit.save(module, stored, _extra_files={METADATA_NAME: text})
     temporary = f"{path}.tmp-{os.getpid()}"
-    stored = f"{temporary}.stored"
     try:
-        torch.jit.save(module, stored, _extra_files={METADATA_NAME: text})
-        deflate_archive(stored, temporary)
+        _deflate_archive(stored, temporary)
         os.replace(temporary, path)
     finally:
-        for leftover in (stored, temporary):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        if os.path.exists(temporary):
+            os.remove(temporary)
     return info
 
 
-def deflate_archive(source: str, target: str) -> None:
-    """Copy the zip archive ``source`` to ``target`` with every entry deflated, in the same order.
+def _deflate_archive(source: IO[bytes], target: str) -> None:
+    """Write the zip archive ``source`` to ``target`` with every entry deflated, in the same order.
 
     ``torch.jit.save`` stores its entries uncompressed. A MACE's symmetric-contraction
     coefficients are mostly zeros (Clebsch-Gordan selection rules), so deflating shrinks a
