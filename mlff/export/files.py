@@ -95,10 +95,10 @@ def deploy(
 def _deflate_archive(source: IO[bytes], target: str) -> None:
     """Write the zip archive ``source`` to ``target`` with every entry deflated, in the same order.
 
-    ``torch.jit.save`` stores its entries uncompressed. A MACE's symmetric-contraction
-    coefficients are mostly zeros (Clebsch-Gordan selection rules), so deflating shrinks a
-    64-channel l = 3 model from 2.6 MB to about 1.1 MB. Every TorchScript reader (``torch.jit.load``
-    in Python, ``torch::jit::load`` in C++ engines) inflates entries as it reads them.
+    ``torch.jit.save`` stores its entries uncompressed. The code and its debug tables deflate
+    about threefold, float32 weights by about 15 %: a 64-channel l = 3 MACE shrinks from 1.6 MB
+    to 1.1 MB. Every TorchScript reader (``torch.jit.load`` in Python, ``torch::jit::load`` in
+    C++ engines) inflates entries as it reads them.
     """
     with zipfile.ZipFile(source) as stored, zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as deflated:
         for entry in stored.infolist():

@@ -206,5 +206,5 @@ def test_constants_built_in_float32_are_exact_in_float64():
     partition = partition_by_species(torch.zeros(5, dtype=torch.long), 1)
     rotated = contraction(h @ d_in.T, partition)
     torch.testing.assert_close(rotated, contraction(h, partition) @ d_product.T, atol=ATOL64, rtol=0)
-    assert contraction.coefficients.dtype == torch.float64
-    assert "coefficients" not in contraction.state_dict()  # rebuilt, never loaded rounded
+    assert contraction.coefficient_values.dtype == torch.float64
+    assert not any(name.startswith("coefficient") for name in contraction.state_dict())  # rebuilt, never loaded rounded

@@ -21,7 +21,9 @@ A_i A_j A_l). So, per species s present:
 1. the monomials that occur are built by multiplying a monomial of order nu-1 by one more
    component of A (one gather and one product per order): F (k, n_monomials, n_atoms_s);
 2. the weights are folded into the coefficients once per species, T_s = C W_s
-   (k, n_monomials, q), with no atom index;
+   (k, q, n_monomials), with no atom index. C is stored by its nonzeros only (0.4 % of the
+   dense (paths, n_monomials q) matrix for l_max 3 in, 0e+1o+2e out), so the fold is one
+   gather and one scatter-add instead of a dense matrix product;
 3. ``B = sum_nu T_{s,nu}^T @ F_nu``, one batched matrix product over channels per order.
 
 For energy and forces the backward pass keeps each F_nu once: the monomial products keep
@@ -164,8 +166,9 @@ class SymmetricContraction(ExactConstants):
     ----------
     weight : Parameter, shape (n_species, n_paths, k)
         W_nu of all orders, paths of order 1 first; initialised N(0, 1/n_paths_nu).
-    coefficients : buffer, shape (n_paths, n_monomials * q)
-        Coupling coefficient of every (monomial, output component) for every path, float64-exact.
+    coefficient_values, coefficient_paths, coefficient_columns : buffers, shape (n_nonzero,)
+        The nonzero coupling coefficients (float64-exact), their path and their column
+        ``LM * n_monomials + monomial`` in T_s (k, q * n_monomials).
 
     Shapes: ``forward(x (n_atoms, irreps_in.dim), partition) -> (n_atoms, irreps_out.dim)``.
     """
@@ -214,7 +217,10 @@ class SymmetricContraction(ExactConstants):
             monomial_start += len(ms)
         self.n_monomials = n_monomials
         self.n_linear = len(monomials[0])  # order 1: A itself
-        self.register_constant("coefficients", coefficients.reshape(sum(n_paths), -1))
+        paths, monomial, component = coefficients.nonzero(as_tuple=True)
+        self.register_constant("coefficient_values", coefficients[paths, monomial, component])
+        self.register_buffer("coefficient_paths", paths, persistent=False)
+        self.register_buffer("coefficient_columns", component * n_monomials + monomial, persistent=False)
         scale = torch.tensor(scales).reshape(1, -1, 1)
         self.weight = torch.nn.Parameter(torch.randn(n_species, sum(n_paths), k) * scale)
 
@@ -239,8 +245,10 @@ class SymmetricContraction(ExactConstants):
         for s, index in zip(partition.species, partition.indices):
             # (k, d, n_s): atoms fastest, so that picking monomials copies whole rows
             a_s = a.index_select(0, index).permute(1, 2, 0).contiguous()
-            t = torch.mm(self.weight[s].t(), self.coefficients).reshape(k, self.n_monomials, self.q)
-            t = t.transpose(1, 2)  # (k, q, n_monomials)
+            # T_s[:, column] = sum over the nonzeros in that column of value * W_s[path]
+            folded = (self.weight[s].index_select(0, self.coefficient_paths) * self.coefficient_values.unsqueeze(1)).t()
+            t = a.new_zeros(k, self.q * self.n_monomials).index_add(1, self.coefficient_columns, folded)
+            t = t.reshape(k, self.q, self.n_monomials)
             # B = sum over orders of T_nu^T F_nu: each F_nu is kept once for the backward pass
             # (by this product and by the next order's step), never copied into one big tensor
             features = a_s
