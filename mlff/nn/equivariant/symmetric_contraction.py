@@ -247,7 +247,7 @@ class SymmetricContraction(ExactConstants):
             a_s = a.index_select(0, index).permute(1, 2, 0).contiguous()
             # T_s[:, column] = sum over the nonzeros in that column of value * W_s[path]
             folded = (self.weight[s].index_select(0, self.coefficient_paths) * self.coefficient_values.unsqueeze(1)).t()
-            t = a.new_zeros(k, self.q * self.n_monomials).index_add(1, self.coefficient_columns, folded)
+            t = a.new_zeros(k, self.q * self.n_monomials).index_add_(1, self.coefficient_columns, folded)
             t = t.reshape(k, self.q, self.n_monomials)
             # B = sum over orders of T_nu^T F_nu: each F_nu is kept once for the backward pass
             # (by this product and by the next order's step), never copied into one big tensor
