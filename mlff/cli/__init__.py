@@ -10,16 +10,13 @@ def _deploy(args: argparse.Namespace) -> int:
     import torch
 
     from mlff.export import deploy
-    from mlff.train.checkpoint import load_checkpoint
+    from mlff.train.checkpoint import deployment_metadata, load_checkpoint, run_errors
 
     potential, state = load_checkpoint(args.checkpoint)
     if args.dtype is not None:
         potential = potential.to(getattr(torch, args.dtype))
-    metadata = {
-        "model_family": state["family"],
-        "hyperparameters": state["config"],
-        **state.get("metadata", {}),
-    }
+    # as training deploys it: a run's best.pt also brings the errors in its metrics.json
+    metadata = {**state.get("metadata", {}), **deployment_metadata(state, run_errors(args.checkpoint, state))}
     info = deploy(potential, args.output, metadata, format=args.format)
     print(
         f"wrote {args.output}: {info['model_family']} potential ({info['dtype']}), species {info['species']}, "

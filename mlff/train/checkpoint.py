@@ -5,6 +5,7 @@ config as a plain dict, the potential's ``state_dict`` and free-form metadata. R
 through the model registry, so a checkpoint survives refactoring of the model classes.
 """
 
+import json
 import os
 import zipfile
 from typing import Any, Dict, Optional, Tuple
@@ -62,6 +63,34 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> Tuple[Potential, Di
     potential.to(getattr(torch, state["dtype"]))
     potential.load_state_dict(state["potential"])
     return potential.eval(), state
+
+
+def deployment_metadata(state: Dict[str, Any], errors: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """What a potential deployed from checkpoint ``state`` says about itself: model family and
+    hyperparameters, the training data (content hash, file names without their folders) and,
+    given the run's ``metrics.json`` contents for these weights, their test and validation errors."""
+    metadata: Dict[str, Any] = {"model_family": state["family"], "hyperparameters": state["config"]}
+    digest = (state.get("metadata") or {}).get("training_data_sha256")
+    if digest is not None:
+        metadata["training_data_sha256"] = digest
+    files = ((state.get("train_config") or {}).get("data") or {}).get("train")
+    if files:  # names only: the hash identifies the data, a path would leak the trainer's machine
+        metadata["training_files"] = [os.path.basename(path) for path in files]
+    if errors is not None:
+        metadata["test_errors"] = errors.get("test")
+        metadata["validation_errors"] = errors.get("validation")
+    return metadata
+
+
+def run_errors(checkpoint_path: str, state: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The errors in the run folder's metrics.json when they are those of this checkpoint's
+    weights (the run's best.pt, same epoch), else None."""
+    metrics_path = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), "metrics.json")
+    if os.path.basename(checkpoint_path) != "best.pt" or not os.path.isfile(metrics_path):
+        return None
+    with open(metrics_path) as handle:
+        errors = json.load(handle)
+    return errors if errors.get("best_epoch") == (state.get("metadata") or {}).get("epoch") else None
 
 
 def is_deployed_potential(path: str) -> bool:

@@ -39,7 +39,13 @@ from mlff.models.config import make_config
 from mlff.models.registry import build, config_class
 from mlff.potential import Potential
 from mlff.train import distributed, plots
-from mlff.train.checkpoint import checkpoint_of_deployed, is_deployed_potential, load_checkpoint, save_checkpoint
+from mlff.train.checkpoint import (
+    checkpoint_of_deployed,
+    deployment_metadata,
+    is_deployed_potential,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mlff.train.config import Config, to_plain
 from mlff.train.dataset import Sample, batches, build_samples
 from mlff.train.ema import ExponentialMovingAverage
@@ -475,17 +481,15 @@ class _Trainer:
         if self.config.deploy:
             from mlff.export import deploy
 
-            metadata = {
-                "model_family": state["family"],
-                "hyperparameters": state["config"],
-                "test_errors": results["test"],
-                "validation_errors": results["validation"],
-                "training_data_sha256": self.training_data_sha256,
-                # names only: the file's sha256 identifies the data, a path would leak the trainer's machine
-                "training_files": [os.path.basename(path) for path in self.config.data.train],
-            }
-            deploy(best.cpu(), os.path.join(output, DEPLOYED), metadata)
-            _say(self.stream, f"deployed the best weights to {os.path.join(output, DEPLOYED)}")
+            deployed = os.path.join(output, DEPLOYED)
+            try:
+                deploy(best.cpu(), deployed, deployment_metadata(state, results))
+            except Exception as error:  # e.g. mlff's source edited or upgraded while the run trained
+                raise RuntimeError(
+                    f"deploying the best weights to {deployed} failed: {error}\nThe checkpoints, metrics.json and plots "
+                    f"are written; deploy again with: mlff deploy {best_path} -o {deployed}"
+                ) from error
+            _say(self.stream, f"deployed the best weights to {deployed}")
         return results
 
 

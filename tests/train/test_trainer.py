@@ -14,8 +14,10 @@ import ase.io
 import pytest
 import torch
 
+import mlff.export
 from mlff.cli import main
-from mlff.train.checkpoint import load_checkpoint
+from mlff.export import read_metadata
+from mlff.train.checkpoint import load_checkpoint, run_errors
 from mlff.train.config import load_config
 from mlff.train.trainer import _Trainer, train
 from tests.train.conftest import TINY_MODEL, base_settings, emt_configurations, write_config
@@ -139,6 +141,28 @@ def test_cli_train_and_eval_on_checkpoint_and_deployed_file(data_dir, tmp_path, 
         assert main(["eval", str(tmp_path / "cli" / name), test_file, "--no-plot"]) == 0
         tables.append(capsys.readouterr().out.splitlines()[-1])
     assert tables[0] == tables[1]  # same weights, same numbers (to 3 decimals in meV)
+
+    # `mlff deploy` of the run's best.pt writes what training deployed: errors and data included
+    run = tmp_path / "cli"
+    assert main(["deploy", str(run / "best.pt"), "-o", str(tmp_path / "again.pt")]) == 0
+    trained, again = read_metadata(str(run / "potential.pt")), read_metadata(str(tmp_path / "again.pt"))
+    for key in ("test_errors", "validation_errors", "training_data_sha256", "training_files", "hyperparameters"):
+        assert again[key] == trained[key], key
+    assert trained["training_files"] == ["train.xyz"] and trained["test_errors"]["forces_mae"] > 0
+    _, last = load_checkpoint(str(run / "last.pt"))
+    assert run_errors(str(run / "last.pt"), last) is None  # metrics.json describes best.pt's weights only
+
+
+def test_failed_deploy_keeps_the_run_and_says_how_to_redeploy(data_dir, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("cannot script the model")
+
+    monkeypatch.setattr(mlff.export, "deploy", fail)
+    raw = base_settings(data_dir, str(tmp_path / "run"), epochs=1)
+    raw["deploy"] = True
+    with pytest.raises(RuntimeError, match=r"cannot script the model\nThe checkpoints.*deploy again with: mlff deploy .*best\.pt -o .*potential\.pt"):
+        train(load_config(write_config(str(tmp_path), raw)))
+    assert {"best.pt", "last.pt", "metrics.json"} <= set(os.listdir(tmp_path / "run"))
 
 
 def test_cli_reports_errors_in_one_line(data_dir, tmp_path, capsys):
