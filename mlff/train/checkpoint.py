@@ -17,6 +17,9 @@ from mlff.models.registry import REGISTRY, build
 from mlff.potential import Potential
 
 CHECKPOINT_FORMAT = "mlff-checkpoint-1"
+# in a training run's folder: the best weights, and their validation and test errors
+BEST = "best.pt"
+METRICS = "metrics.json"
 
 
 def model_family(model: torch.nn.Module) -> str:
@@ -85,8 +88,8 @@ def deployment_metadata(state: Dict[str, Any], errors: Optional[Dict[str, Any]] 
 def run_errors(checkpoint_path: str, state: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The errors in the run folder's metrics.json when they are those of this checkpoint's
     weights (the run's best.pt, same epoch), else None."""
-    metrics_path = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), "metrics.json")
-    if os.path.basename(checkpoint_path) != "best.pt" or not os.path.isfile(metrics_path):
+    metrics_path = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), METRICS)
+    if os.path.basename(checkpoint_path) != BEST or not os.path.isfile(metrics_path):
         return None
     with open(metrics_path) as handle:
         errors = json.load(handle)

@@ -40,6 +40,8 @@ from mlff.models.registry import build, config_class
 from mlff.potential import Potential
 from mlff.train import distributed, plots
 from mlff.train.checkpoint import (
+    BEST,
+    METRICS,
     checkpoint_of_deployed,
     deployment_metadata,
     is_deployed_potential,
@@ -58,9 +60,7 @@ from mlff.train.splits import fingerprint, load_splits
 from mlff.train.statistics import average_num_neighbors, energy_scale, reference_energies
 
 LAST = "last.pt"
-BEST = "best.pt"
 LOG = "log.csv"
-METRICS = "metrics.json"
 DEPLOYED = "potential.pt"
 LEARNING_CURVES = "learning_curves.png"
 PARITY = "parity_{split}.png"
