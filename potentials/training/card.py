@@ -88,6 +88,21 @@ HISTORY = {
                              "`bash potentials/training/park.sh carry ethanol_l3_ddp`, then the command above. Both cycles "
                              "ran on two processes with 3 configurations each per step; the first 12 epochs of the second "
                              "ran beside an environment install and short tests.",
+    "ethanol_l3_ddp_cycle4": "This is the fourth cosine cycle of one model, 64 channels with spherical harmonics to "
+                             "l = 3: `ethanol_l3_ddp.yaml` (250 epochs, 0.01 -> 2e-5, forces_weight 100, test F MAE "
+                             "4.96 meV/A), `ethanol_l3_ddp_cycle2.yaml` (150 epochs, 2e-3 -> 2e-6, forces_weight 1000, "
+                             "4.41 meV/A), `ethanol_l3_ddp_cycle3.yaml` (90 epochs, 1.5e-3 -> 1.5e-6, 4.22 meV/A), then the "
+                             "150 epochs counted above (`ethanol_l3_ddp_cycle4.yaml`, 1e-3 -> 1e-6): 640 epochs in all, each "
+                             "cycle starting from the moving-average weights of the one before at its last epoch, which git "
+                             "keeps in `potentials/training/carry/` (`ethanol_l3_ddp.pt`, `ethanol_l3_ddp_cycle2.pt`, "
+                             "`ethanol_l3_ddp_cycle3.pt`). To reproduce: `MLFF_TRAIN_PROCESSES=2 bash "
+                             "potentials/training/train.sh ethanol ethanol_l3_ddp_cycle4` (the carried weights make the "
+                             "earlier cycles optional). All cycles ran on two processes with 3 configurations each per step. "
+                             "The run's own deploy step failed (the symmetric contraction's source was edited while it "
+                             "trained, and TorchScript reads the source again), so this file was deployed afterwards from the "
+                             "run's best.pt with the metadata the trainer writes (as `mlff deploy "
+                             "runs/ethanol_l3_ddp_cycle4/best.pt -o ...` now does); `mlff eval` of the file gives the "
+                             "test errors above.",
     "water": "The first 2 epochs ran under a 25-epoch cosine schedule; the run was then resumed with "
              "`training.epochs=12`, to fit the session's CPU budget.",
     "si": "The first 10 epochs ran under a 120-epoch cosine schedule; the run was then resumed with "
